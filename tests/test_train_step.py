@@ -1,0 +1,155 @@
+"""The compiled training update: sharding-invariance, FSDP, masks, accumulation, EMA."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import common
+from zsbir_jax import optim
+from zsbir_jax import sharding
+from zsbir_jax import train_state
+from zsbir_jax import train_step as train_step_lib
+from zsbir_jax.data.lists import PHOTO, SKETCH
+from zsbir_jax.models import resnet
+from zsbir_jax.models import retrieval
+
+NUM_SEEN, NUM_TEACHER, SIZE = 6, 10, 32
+
+
+def tiny_config(recipe: str, **optim_overrides):
+  config = common.apply_recipe(common.base_config(), recipe)
+  config.model.update(depth=18, width=0.125, embed_dim=16)
+  config.optim.update(lr=1e-3, **optim_overrides)
+  config.loss.ema_momentum = 0.9
+  return config
+
+
+def tiny_state(config, seed=0):
+  """A small model, a 'pretrained' random backbone, class-wise targets and the frozen teacher."""
+  model = retrieval.RetrievalModel(depth=18, width=0.125, embed_dim=16,
+                                   num_seen_classes=NUM_SEEN, num_teacher_classes=NUM_TEACHER)
+  backbone = resnet.ResNet(depth=18, width=0.125, num_classes=NUM_TEACHER)
+  backbone_vars = backbone.init(jax.random.PRNGKey(seed + 1), jnp.zeros((1, SIZE, SIZE, 3)))
+  targets = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(seed + 2), (NUM_SEEN, NUM_TEACHER)))
+  frozen = {"class_targets": targets}
+  if config.loss.skp.weight and config.loss.skp.targets == "online":
+    frozen["imagenet_teacher"] = backbone_vars
+  optimizer = optim.make_optimizer(config.optim, steps_per_epoch=10)
+  state = train_state.create(model, optimizer, jax.random.PRNGKey(seed), SIZE,
+                             pretrained_backbone=backbone_vars,
+                             with_teacher=bool(config.loss.kd.weight), frozen=frozen)
+  step = train_step_lib.make_train_step(model, optimizer, config.loss, imagenet_teacher=backbone)
+  return state, step
+
+
+def pk_batch(seed=0, classes=(0, 1, 2, 3), k=2):
+  """P classes x K sketches and K photos; sketch j of a class partners photo j and vice versa."""
+  labels, domains, partner = [], [], []
+  for c in classes:
+    base = len(labels)
+    for domain in (SKETCH, PHOTO):
+      for j in range(k):
+        labels.append(c)
+        domains.append(domain)
+        partner.append(base + (k + j if domain == SKETCH else j))
+  images = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), SIZE, SIZE, 3))
+  return {"image": images, "label": jnp.asarray(labels, jnp.int32),
+          "domain": jnp.asarray(domains, jnp.int32), "partner": jnp.asarray(partner, jnp.int32)}
+
+
+def run_steps(config, devices, fsdp_min_size=None, num_steps=2):
+  state, step = tiny_state(config)
+  mesh = sharding.make_mesh(devices)
+  shardings = sharding.state_shardings(state, mesh, fsdp_min_size)
+  state = jax.device_put(state, shardings)
+  jitted = train_step_lib.jit_train_step(step, mesh, shardings)
+  for i in range(num_steps):
+    batch = jax.device_put(pk_batch(seed=i), sharding.batch_sharding(mesh))
+    state, metrics = jitted(state, batch)
+  return jax.device_get(state), jax.device_get(metrics), state
+
+
+def assert_trees_close(a, b, rtol):
+  def check(path, x, y):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    scale = max(np.linalg.norm(y), 1e-12)
+    assert np.linalg.norm(x - y) / scale <= rtol, jax.tree_util.keystr(path)
+  jax.tree_util.tree_map_with_path(check, a, b)
+
+
+@pytest.fixture(scope="module")
+def full_on_one_device():
+  return run_steps(tiny_config("full"), jax.devices()[:1])
+
+
+def test_full_recipe_is_the_same_on_8_devices_as_on_1(full_on_one_device):
+  assert len(jax.devices()) == 8
+  state1, metrics1, _ = full_on_one_device
+  state8, metrics8, sharded = run_steps(tiny_config("full"), jax.devices())
+  assert_trees_close(state8, state1, 1e-5)
+  assert_trees_close(metrics8, metrics1, 1e-5)
+  assert int(state8.step) == 2
+  assert sharded.params["classifier"]["kernel"].sharding.is_fully_replicated
+  for name in ("loss_cls", "loss_quad", "loss_skp", "loss_kd", "loss_da"):
+    assert np.isfinite(metrics1[name]) and metrics1[name] > 0, name
+  # Batch norm statistics are global: per-device statistics over 2 of the 16 items would differ
+  # from the global ones by far more than 1e-6.
+  assert_trees_close(state8.batch_stats, state1.batch_stats, 1e-6)
+
+
+def test_fsdp_splits_large_leaves_and_changes_nothing(full_on_one_device):
+  state1, metrics1, _ = full_on_one_device
+  state8, metrics8, sharded = run_steps(tiny_config("full"), jax.devices(), fsdp_min_size=256)
+  assert_trees_close(state8, state1, 1e-5)
+  assert_trees_close(metrics8, metrics1, 1e-5)
+  kernel = sharded.params["backbone"]["layer4_0"]["conv2"]["kernel"]  # (3, 3, 64, 64)
+  assert not kernel.sharding.is_fully_replicated
+  assert kernel.addressable_shards[0].data.size == kernel.size // 8
+
+
+def test_ema_teacher_follows_the_student(full_on_one_device):
+  state, _, _ = full_on_one_device
+  initial, _ = tiny_state(tiny_config("full"))
+  # Two steps of theta_T <- 0.9 theta_T + 0.1 theta_S from theta_T = theta_S(0).
+  assert not np.allclose(state.teacher["params"]["classifier"]["kernel"],
+                         state.params["classifier"]["kernel"])
+  assert not np.allclose(state.teacher["params"]["classifier"]["kernel"],
+                         initial.params["classifier"]["kernel"])
+
+
+@pytest.mark.parametrize("recipe", ["ce", "sake", "eff", "bkd"])
+def test_each_recipe_computes_exactly_its_terms(recipe):
+  _, metrics, _ = run_steps(tiny_config(recipe), jax.devices()[:1], num_steps=1)
+  expected = {"ce": {"cls"}, "sake": {"cls", "skp"}, "eff": {"cls", "quad", "skp"},
+              "bkd": {"cls", "quad", "kd", "da"}}[recipe]
+  assert {k[5:] for k in metrics if k.startswith("loss_")} == expected
+  assert all(np.isfinite(v) for v in metrics.values())
+  weighted = recipe == "bkd"
+  assert (metrics["modality_weight_sketch"] != 1.0 or metrics["modality_weight_photo"] != 1.0) \
+      == weighted
+
+
+def test_no_nan_when_positives_and_partners_are_missing():
+  config = tiny_config("full")
+  state, step = tiny_state(config)
+  batch = pk_batch()
+  # Only sketches, no partners: no anchor has a positive, kd has nothing valid, da no class.
+  batch = dict(batch, domain=jnp.zeros_like(batch["domain"]),
+               partner=jnp.full_like(batch["partner"], -1))
+  new_state, metrics = jax.jit(step)(state, batch)
+  assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+  assert metrics["loss_quad"] == 0 and metrics["loss_kd"] == 0 and metrics["loss_da"] == 0
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(new_state)))
+
+
+def test_gradient_accumulation_steps_params_and_teacher_every_k_calls():
+  config = tiny_config("full", grad_accum_steps=2)
+  state, step = tiny_state(config)
+  step = jax.jit(step)
+  after1, _ = step(state, pk_batch(0))
+  jax.tree.map(np.testing.assert_array_equal, after1.params, state.params)
+  jax.tree.map(np.testing.assert_array_equal, after1.teacher, state.teacher)
+  after2, _ = step(after1, pk_batch(1))
+  assert not np.allclose(after2.params["classifier"]["kernel"], state.params["classifier"]["kernel"])
+  assert not np.allclose(after2.teacher["params"]["classifier"]["kernel"],
+                         state.teacher["params"]["classifier"]["kernel"])

@@ -1,0 +1,183 @@
+"""Verification of a downloaded (or generated) dataset root against a split's definition.
+
+For every list file of the split: the item count against the published count (for a generated
+split, the count its generator recorded in the manifest), missing files, images that do not
+decode, classes of the class file without items, and labels that are not ids of the class file.
+Also: class files that are missing, malformed or of the wrong size, seen classes that are also
+unseen, and unseen classes that differ from the split definition shipped in data/splits/.
+"""
+import collections
+import dataclasses
+import multiprocessing
+import os
+
+from zsbir_jax.data import images
+from zsbir_jax.data import lists
+
+
+@dataclasses.dataclass(frozen=True)
+class ListCheck:
+  """The findings for one list file; `found` is None where the file could not be read."""
+  role: str
+  list_file: str
+  found: int | None
+  expected: int | None
+  missing: tuple[str, ...]
+  unreadable: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+  """Per-list findings and every problem, one line each; the root is fine iff no problems."""
+  split: str
+  root: str
+  lists: tuple[ListCheck, ...]
+  problems: tuple[str, ...]
+
+
+def _unreadable_reason(path: str) -> str | None:
+  """Why `path` does not decode, or None if it does."""
+  try:
+    images.load_rgb(path)
+  except images.BadImageError as e:
+    return str(e)
+  return None
+
+
+def _examples(items: list[str], max_examples: int) -> str:
+  shown = ", ".join(repr(x) for x in items[:max_examples])
+  return shown + (", ..." if len(items) > max_examples else "")
+
+
+def _read_classes(path: str, role: str, expected: int | None,
+                  problems: list[str]) -> list[str] | None:
+  """The class names in `path`, recording problems (None if unreadable)."""
+  try:
+    names = lists.read_class_names(path)
+  except FileNotFoundError:
+    problems.append(f"{role} class file missing: {path}")
+    return None
+  except lists.ListFormatError as e:
+    problems.append(f"{role} class file malformed: {e}")
+    return None
+  if expected is not None and len(names) != expected:
+    problems.append(f"{role} class file {path}: {len(names)} classes, expected {expected}")
+  return names
+
+
+def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5) -> Report:
+  """Checks split `name` under data root `root`; decodes every image with `workers` processes."""
+  spec = lists.get_split(name)
+  dataset_dir = os.path.join(root, spec.dataset_dir)
+  list_dir = os.path.join(dataset_dir, spec.list_dir)
+  problems: list[str] = []
+
+  try:
+    counts, num_classes = lists.expected_counts(root, spec)
+  except (OSError, ValueError, KeyError) as e:
+    problems.append(f"manifest {os.path.join(dataset_dir, spec.manifest)} unreadable: {e!r}")
+    counts, num_classes = lists.Counts(), {"seen": None, "unseen": None, "pretrain": None}
+
+  seen_file = os.path.join(list_dir, spec.seen_class_file)
+  unseen_file = os.path.join(list_dir, spec.unseen_class_file)
+  classes = {"seen": _read_classes(seen_file, "seen", num_classes["seen"], problems),
+             "unseen": _read_classes(unseen_file, "unseen", num_classes["unseen"], problems)}
+  class_files = {"seen": seen_file, "unseen": unseen_file}
+  # (role, list file, class file role) for every list of the split.
+  targets = [(role, os.path.join(list_dir, f), "unseen" if role in ("query", "gallery") else "seen")
+             for role, f in spec.list_files().items()]
+  if spec.pretrain is not None:
+    pretrain_dir = os.path.join(dataset_dir, spec.pretrain.list_dir)
+    class_files["pretrain"] = os.path.join(pretrain_dir, spec.pretrain.class_file)
+    classes["pretrain"] = _read_classes(
+        class_files["pretrain"], "pretrain", num_classes["pretrain"], problems)
+    targets += [
+        ("pretrain_train", os.path.join(pretrain_dir, spec.pretrain.train_list), "pretrain"),
+        ("pretrain_val", os.path.join(pretrain_dir, spec.pretrain.val_list), "pretrain")]
+
+  if classes["seen"] is not None and classes["unseen"] is not None:
+    both = sorted(set(classes["seen"]) & set(classes["unseen"]))
+    if both:
+      problems.append(f"{len(both)} classes are both seen and unseen: "
+                      f"{_examples(both, max_examples)}")
+  shipped = lists.shipped_unseen_classes(spec)
+  if shipped is not None and classes["unseen"] is not None:
+    absent = sorted(set(shipped) - set(classes["unseen"]))
+    extra = sorted(set(classes["unseen"]) - set(shipped))
+    if absent or extra:
+      problems.append(
+          f"unseen classes of {unseen_file} differ from the split definition "
+          f"{os.path.join(lists.SPLITS_DIR, spec.unseen_list)}: "
+          f"absent {_examples(absent, max_examples)}; not in the definition "
+          f"{_examples(extra, max_examples)}")
+
+  records_by_role: dict[str, list[lists.Record]] = {}
+  for role, list_file, _ in targets:
+    try:
+      domain = lists.SKETCH if role in ("train_sketch", "test_sketch", "query") else lists.PHOTO
+      records_by_role[role] = lists.read_list(list_file, dataset_dir, domain)
+    except FileNotFoundError:
+      problems.append(f"{role}: list file missing: {list_file}")
+    except (lists.ListFormatError, UnicodeDecodeError) as e:
+      problems.append(f"{role}: list file malformed: {e}")
+
+  paths = sorted({r.path for recs in records_by_role.values() for r in recs})
+  exists = {p: os.path.isfile(p) for p in paths}
+  to_decode = [p for p in paths if exists[p]]
+  if workers > 1:
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+      reasons = pool.map(_unreadable_reason, to_decode, chunksize=64)
+  else:
+    reasons = [_unreadable_reason(p) for p in to_decode]
+  unreadable = {p: r for p, r in zip(to_decode, reasons) if r is not None}
+
+  checks = []
+  for role, list_file, class_role in targets:
+    expected = getattr(counts, role)
+    if role not in records_by_role:
+      checks.append(ListCheck(role, list_file, None, expected, (), ()))
+      continue
+    records = records_by_role[role]
+    missing = [r.path for r in records if not exists[r.path]]
+    bad = [r.path for r in records if r.path in unreadable]
+    checks.append(ListCheck(role, list_file, len(records), expected, tuple(missing), tuple(bad)))
+    if expected is not None and len(records) != expected:
+      problems.append(f"{role}: {len(records):,} items in {list_file}, expected {expected:,}")
+    if missing:
+      problems.append(f"{role}: {len(missing):,} missing files: {_examples(missing, max_examples)}")
+    if bad:
+      problems.append(f"{role}: {len(bad):,} unreadable images: "
+                      f"{'; '.join(unreadable[p] for p in bad[:max_examples])}")
+    names = classes[class_role]
+    if names is None:
+      continue
+    per_label = collections.Counter(r.label for r in records)
+    empty = [n for i, n in enumerate(names) if per_label[i] == 0]
+    if empty:
+      problems.append(f"{role}: {len(empty)} classes of {class_files[class_role]} without items: "
+                      f"{_examples(empty, max_examples)}")
+    unknown = sorted(label for label in per_label if label >= len(names))
+    if unknown:
+      example = {r.label: r.path for r in records if r.label >= len(names)}
+      problems.append(
+          f"{role}: {len(unknown)} labels in {list_file} are not ids of "
+          f"{class_files[class_role]} (0..{len(names) - 1}): "
+          + ", ".join(f"{label} (e.g. {example[label]!r})" for label in unknown[:max_examples]))
+  return Report(name, root, tuple(checks), tuple(problems))
+
+
+def format_report(report: Report) -> str:
+  """A table of the per-list findings followed by the problems (or "OK")."""
+  lines = [f"split {report.split} under {report.root}",
+           f"{'list':<15}{'found':>10}{'expected':>10}{'missing':>9}{'unreadable':>12}  file"]
+  for c in report.lists:
+    found = "-" if c.found is None else f"{c.found:,}"
+    expected = "n/a" if c.expected is None else f"{c.expected:,}"
+    lines.append(f"{c.role:<15}{found:>10}{expected:>10}{len(c.missing):>9}"
+                 f"{len(c.unreadable):>12}  {c.list_file}")
+  if report.problems:
+    lines.append(f"{len(report.problems)} problems:")
+    lines += [f"  - {p}" for p in report.problems]
+  else:
+    lines.append("OK: no problems found")
+  return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""The train state: one pytree holding everything a training step reads and writes.
+
+`teacher` is BKD's EMA teacher ({'params', 'batch_stats'} of the retrieval model), empty when
+the recipe has no cross-modal KD. `frozen` holds the constants a recipe's losses read and no
+step changes: 'class_targets' (C x K class-wise teacher probabilities, EFF) and/or
+'imagenet_teacher' (the pretrained backbone with its classifier, SAKE's online targets). They
+live in the state so that the step is `train_step(state, batch)` and checkpoints are complete.
+"""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from zsbir_jax.models import retrieval
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  teacher: Any
+  frozen: Any
+  rng: jax.Array
+
+
+def create(
+    model: retrieval.RetrievalModel,
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    image_size: int,
+    *,
+    pretrained_backbone: dict[str, Any] | None = None,
+    with_teacher: bool = False,
+    frozen: dict[str, Any] | None = None,
+) -> TrainState:
+  """A fresh state: random init, or the pretrained backbone with SVD-initialised heads.
+
+  Args:
+    model: the retrieval model.
+    optimizer: from `optim.make_optimizer`.
+    rng: a `jax.random.PRNGKey` (raw uint32 key data, so checkpoints need no key handling).
+    image_size: the side of the (square) training images, for shape inference.
+    pretrained_backbone: `resnet.ResNet` variables with an `fc` of model.num_teacher_classes.
+    with_teacher: start an EMA teacher equal to the student.
+    frozen: constants for the losses (see module docstring).
+  """
+  init_rng, rng = jax.random.split(rng)
+  variables = model.init(init_rng, jnp.zeros((1, image_size, image_size, 3)), train=False)
+  params, batch_stats = variables["params"], variables["batch_stats"]
+  if pretrained_backbone is not None:
+    params, batch_stats = retrieval.from_pretrained(params, batch_stats, pretrained_backbone)
+  # Fresh copies (jnp.array copies): the step donates the state, and no two leaves may share a
+  # buffer (the teacher starts equal to the student; frozen arrays may alias the backbone's).
+  copy = lambda tree: jax.tree.map(jnp.array, tree)
+  params, batch_stats = copy(params), copy(batch_stats)
+  teacher = copy({"params": params, "batch_stats": batch_stats}) if with_teacher else {}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                    opt_state=optimizer.init(params), teacher=teacher, frozen=copy(frozen or {}),
+                    rng=rng)
