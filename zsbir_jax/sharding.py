@@ -49,3 +49,14 @@ def state_shardings(state: Any, mesh: Mesh, fsdp_min_size: int | None = None) ->
   size = mesh.shape[DATA_AXIS]
   return jax.tree.map(
       lambda leaf: NamedSharding(mesh, leaf_spec(np.shape(leaf), size, fsdp_min_size)), state)
+
+
+def put_global(tree: Any, shardings: Any) -> Any:
+  """Global jax.Arrays from host values that every process holds in full (e.g. a fresh state).
+
+  Each process places only its addressable shards, so this works on one host and on many.
+  """
+  def put(value, leaf_sharding):
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, leaf_sharding, lambda index: value[index])
+  return jax.tree.map(put, tree, shardings)

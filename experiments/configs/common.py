@@ -62,3 +62,49 @@ def apply_recipe(config: ml_collections.ConfigDict, recipe: str) -> ml_collectio
   config.loss.modality_weighting = recipe in ("bkd", "full")
   config.recipe = recipe
   return config
+
+
+def parse_arg(arg: str | None, **defaults):
+  """big_vision-style config argument: 'recipe=eff,runlocal' -> ConfigDict(recipe='eff', ...).
+
+  Keys must be among `defaults`; a bare key sets a boolean to True; values take the type of
+  their default.
+  """
+  parsed = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
+    default = defaults[key]
+    if isinstance(default, bool):
+      parsed[key] = value.lower() in ("", "1", "true", "yes")
+    else:
+      parsed[key] = type(default)(value)
+  return parsed
+
+
+def training_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the data, initialisation and loop blocks every launcher config has (in place)."""
+  config.data = ml_collections.ConfigDict(dict(
+      root="", split="", image_size=224, classes_per_batch=10, items_per_class=2,
+      workers=2, threads=4, prefetch=2, check=True, check_workers=2, eval_batch_size=128,
+      crop_sketch_to_ink=False))
+  # backbone: a pretrained-backbone directory (experiments.convert_weights or
+  # experiments.pretrain_backbone); empty trains from scratch. knowledge: the class-wise table
+  # of experiments.prepare_knowledge, needed by recipes with class-wise skp (eff, full).
+  config.init = ml_collections.ConfigDict(dict(backbone="", knowledge="",
+                                               num_teacher_classes=1000))
+  config.train = ml_collections.ConfigDict(dict(
+      log_every=50, checkpoint_every=500, keep_checkpoints=3, eval_every_epochs=1,
+      retrieval_every_epochs=0, distributed=False))
+  return config
+
+
+def runlocal(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config for a quick CPU run (in place): tiny ResNet, 32 px, short run."""
+  config.model.update(depth=18, width=0.125, embed_dim=32)
+  config.data.update(image_size=32, classes_per_batch=4, items_per_class=2, workers=0,
+                     eval_batch_size=32)
+  config.optim.epochs = 1
+  config.train.update(log_every=5, checkpoint_every=20)
+  return config

@@ -6,6 +6,8 @@ ImageNet backbone, the number of pretraining classes on the synthetic benchmark)
 the embedding and h start from the SVD of the pretrained backbone's classifier (`svd_init`) so
 that h(e(x)) reproduces the pretrained logits at step 0.
 """
+import json
+import os
 from typing import Any
 
 import flax.linen as nn
@@ -110,3 +112,26 @@ def svd_init(params: dict[str, Any], fc_kernel: np.ndarray,
       "teacher_head": {"kernel": jnp.asarray(head_kernel, dtype),
                        "bias": jnp.asarray(fc_bias, dtype)},
   }
+
+
+SPEC_FILE = "model.json"
+
+
+def save_spec(model: RetrievalModel, directory: str) -> None:
+  """Writes the model's attributes to `<directory>/model.json`, so tools can rebuild it."""
+  spec = {"depth": model.depth, "width": model.width, "embed_dim": model.embed_dim,
+          "num_seen_classes": model.num_seen_classes,
+          "num_teacher_classes": model.num_teacher_classes,
+          "dtype": jnp.dtype(model.dtype).name, "remat": model.remat}
+  with open(os.path.join(directory, SPEC_FILE), "w") as f:
+    json.dump(spec, f, indent=2)
+
+
+def load_spec(directory: str) -> RetrievalModel:
+  """The RetrievalModel described by `<directory>/model.json` (written by `save_spec`)."""
+  path = os.path.join(directory, SPEC_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no {SPEC_FILE} in {directory}: not a training workdir")
+  with open(path) as f:
+    spec = json.load(f)
+  return RetrievalModel(**dict(spec, dtype=jnp.dtype(spec["dtype"])))

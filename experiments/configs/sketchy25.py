@@ -1,0 +1,20 @@
+r"""Sketchy-25 (SAKE's zeroshot1; mAP@all and P@100), SAKE's training defaults: ResNet-50, 224 px, batch 40, Adam 1e-4, 20 epochs.
+
+  python -m experiments.train --config=experiments/configs/sketchy25.py:recipe=full \
+      --workdir=runs/sketchy25_full --config.data.root=/data \
+      --config.init.backbone=ckpt/resnet50_imagenet \
+      --config.init.knowledge=/data/sketchy25_knowledge.npz
+
+Arguments: recipe (none, ce, sake, eff, bkd, full), runlocal (tiny CPU smoke run).
+See experiments/REPRODUCE.md for the whole procedure.
+"""
+from experiments.configs import common
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, recipe="full", runlocal=False)
+  config = common.training_config(common.apply_recipe(common.base_config(), args.recipe))
+  config.data.split = "sketchy25"
+  if args.runlocal:
+    common.runlocal(config)
+  return config

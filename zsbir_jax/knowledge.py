@@ -1,0 +1,61 @@
+"""EFF's class-wise semantic knowledge (METHOD.md, loss 3): the teacher's table, made once.
+
+t_c = mean over the training photos x of class c of softmax(teacher_logits(x) / T), a C x K
+table (K = 1000 for an ImageNet teacher) written to disk with the class names, the teacher's
+identity and T. Training reads it and refuses a table made for other classes.
+"""
+import dataclasses
+import json
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class KnowledgeTable:
+  """targets (C, K) float32 probabilities; class_names the C seen classes in label order."""
+  targets: np.ndarray
+  class_names: tuple[str, ...]
+  teacher: str
+  temperature: float
+
+
+def class_targets(logits: np.ndarray, labels: np.ndarray, num_classes: int,
+                  temperature: float) -> np.ndarray:
+  """The (C, K) table from teacher logits (N, K) of N photos with labels (N,) in [0, C).
+
+  Raises ValueError naming the classes without a photo (their target would be undefined).
+  """
+  z = logits.astype(np.float64) / temperature
+  z -= z.max(axis=1, keepdims=True)
+  probs = np.exp(z)
+  probs /= probs.sum(axis=1, keepdims=True)
+  counts = np.bincount(labels, minlength=num_classes)
+  if (counts == 0).any():
+    raise ValueError(f"classes without a training photo: {np.flatnonzero(counts == 0).tolist()}")
+  sums = np.zeros((num_classes, logits.shape[1]))
+  np.add.at(sums, labels, probs)
+  return (sums / counts[:, None]).astype(np.float32)
+
+
+def save(path: str, table: KnowledgeTable) -> None:
+  """Writes the table as .npz (targets + JSON metadata)."""
+  meta = {"class_names": list(table.class_names), "teacher": table.teacher,
+          "temperature": table.temperature}
+  with open(path, "wb") as f:
+    np.savez(f, targets=table.targets, meta=np.asarray(json.dumps(meta)))
+
+
+def load(path: str, class_names: list[str] | tuple[str, ...] | None = None) -> KnowledgeTable:
+  """Reads a table; with `class_names`, refuses one made for other classes or another order."""
+  with np.load(path) as data:
+    targets = data["targets"]
+    meta = json.loads(str(data["meta"]))
+  table = KnowledgeTable(targets=targets, class_names=tuple(meta["class_names"]),
+                         teacher=meta["teacher"], temperature=meta["temperature"])
+  if class_names is not None and tuple(class_names) != table.class_names:
+    theirs, ours = set(table.class_names), set(class_names)
+    detail = (f"missing {sorted(ours - theirs)[:5]}, extra {sorted(theirs - ours)[:5]}"
+              if theirs != ours else "same classes in another order")
+    raise ValueError(f"knowledge table {path} was made for other classes than the split's "
+                     f"({len(table.class_names)} vs {len(class_names)} classes; {detail})")
+  return table
