@@ -92,8 +92,12 @@ def load_model_variables(workdir: str, which: str = "best") -> tuple[dict[str, A
     step = manager.best_step() if kind == BEST_DIR else manager.latest_step()
     if step is None:
       continue
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    # Restore onto this process's first device, whatever mesh the run was saved from.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          dict(manager.item_metadata(step)["state"]))
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     manager.close()
     variables = {"params": state["state"]["params"], "batch_stats": state["state"]["batch_stats"]}
-    return jax.tree.map(lambda x: jax.device_get(x), variables), step
+    return jax.device_get(variables), step
   raise FileNotFoundError(f"no {which} checkpoint under {workdir}")

@@ -1,0 +1,133 @@
+"""Benchmark of the blocked evaluator against a SAKE-style per-query evaluator; prints a table.
+
+  python -m experiments.benchmarks.eval_metrics
+
+Random L2-normalised float32 embeddings (D = 512) with uniform random class labels, at the sizes
+of QuickDraw-30 (92,291 queries x 54,151 photos, 30 classes) and Sketchy-25 (15,229 x 17,101,
+25 classes). Each run of `evaluate` is in a fresh process, whose peak resident memory
+(`ru_maxrss`, inputs included) is reported. The SAKE-style evaluator follows the semantics of
+SAKE's evaluation code (written from them, not copied): scores = -scipy's float64 `cdist`,
+then per query a full argsort, cumulative tp / fp and the VOC 2010 interpolation as a Python
+loop for mAP@all, and a second argsort for P@100, in one process. It is timed on a random
+subset of the queries and extrapolated linearly, and its values on that subset are compared
+with ours.
+"""
+import concurrent.futures
+import multiprocessing
+import os
+import resource
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+from scipy.spatial import distance
+
+from zsbir_jax.evaluation import metrics
+
+_SAKE_QUERIES = flags.DEFINE_integer(
+    "sake_queries", 300, "Sketchy-25 queries timed with the SAKE-style evaluator.")
+_BLOCK_SIZE = flags.DEFINE_integer("block_size", 256, "Queries per block of `evaluate`.")
+_THREADS = flags.DEFINE_integer("threads", 2, "Worker threads of `evaluate`.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random embeddings and labels.")
+
+DIM = 512
+QUICKDRAW = ("QuickDraw-30", 92_291, 54_151, 30, ("map@all", "p@100", "map@200", "p@200"))
+SKETCHY = ("Sketchy-25", 15_229, 17_101, 25, ("map@all", "p@100"))
+
+
+def random_split(n_query: int, n_gallery: int, n_classes: int, seed: int):
+  """Unit float32 (n, DIM) query / gallery embeddings and uniform labels in [0, n_classes)."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for n in (n_query, n_gallery):
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    out += [x, rng.integers(0, n_classes, n)]
+  return out
+
+
+def run_ours(n_query: int, n_gallery: int, n_classes: int, names: tuple[str, ...], seed: int,
+             block_size: int, threads: int):
+  """In a fresh process: seconds of `evaluate`, peak RSS in bytes, and the Evaluation."""
+  q, ql, g, gl = random_split(n_query, n_gallery, n_classes, seed)
+  start = time.perf_counter()
+  result = metrics.evaluate(q, ql, g, gl, metrics=names, block_size=block_size,
+                            num_threads=threads)
+  seconds = time.perf_counter() - start
+  return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, result
+
+
+def in_fresh_process(fn, *args):
+  ctx = multiprocessing.get_context("spawn")
+  with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+    return pool.submit(fn, *args).result()
+
+
+def sake_style_voc_ap(label: int, scores: np.ndarray, gallery_labels: np.ndarray) -> float:
+  """SAKE-style AP@all of one query: argsort, cumulative counts, VOC interpolation loop."""
+  relevant = gallery_labels == label
+  n_pos = relevant.sum()
+  ranked = relevant[np.argsort(-scores)]
+  tp = np.cumsum(ranked)
+  fp = np.cumsum(~ranked)
+  recall = np.append(np.append(0.0, tp / n_pos), 1.0)
+  precision = np.append(np.append(0.0, tp / (tp + fp)), 0.0)
+  for i in range(len(precision) - 2, -1, -1):
+    precision[i] = max(precision[i], precision[i + 1])
+  changed = [a != b for a, b in zip(recall[1:], recall[:-1])]
+  return float(np.sum((recall[1:][changed] - recall[:-1][changed]) * precision[1:][changed]))
+
+
+def sake_style_precision(label: int, scores: np.ndarray, gallery_labels: np.ndarray,
+                         k: int = 100) -> float:
+  """SAKE-style P@K of one query: a second argsort."""
+  top = min(k, len(scores))
+  return float(np.sum((gallery_labels == label)[np.argsort(-scores)][:top]) / top)
+
+
+def sake_style(q, ql, g, gl, rows):
+  """Seconds and (mAP@all, P@100) per query of `rows`; scores = -cdist, as SAKE's code."""
+  start = time.perf_counter()
+  scores = -distance.cdist(q[rows], g)
+  aps = [sake_style_voc_ap(ql[r], s, gl) for r, s in zip(rows, scores)]
+  precisions = [sake_style_precision(ql[r], s, gl) for r, s in zip(rows, scores)]
+  return time.perf_counter() - start, np.array(aps), np.array(precisions)
+
+
+def main(argv):
+  del argv
+  print(f"{os.cpu_count()} CPUs; load average before: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+  args = (_SEED.value, _BLOCK_SIZE.value, _THREADS.value)
+  qd_seconds, qd_rss, qd = in_fresh_process(run_ours, *QUICKDRAW[1:], *args)
+  sk_seconds, sk_rss, sk = in_fresh_process(run_ours, *SKETCHY[1:], *args)
+
+  q, ql, g, gl = random_split(*SKETCHY[1:4], _SEED.value)
+  rows = np.sort(np.random.default_rng(1).choice(len(ql), _SAKE_QUERIES.value, replace=False))
+  sake_seconds, sake_ap, sake_p = sake_style(q, ql, g, gl, rows)
+  sake_total = sake_seconds * len(ql) / len(rows)
+  ap_diff = np.abs(sake_ap - sk.per_query["map@all"][rows]).max()
+  p_diff = np.abs(sake_p - sk.per_query["p@100"][rows]).max()
+
+  gib = 2.0 ** 30
+  print(f"\nblock_size={_BLOCK_SIZE.value}, threads={_THREADS.value}, D={DIM}; load average "
+        f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+  print("| case | queries x gallery | metrics | time (s) | peak RSS (GiB) |")
+  print("|---|---|---|---|---|")
+  for (name, nq, ng, _, names), seconds, rss, result in (
+      (QUICKDRAW, qd_seconds, qd_rss, qd), (SKETCHY, sk_seconds, sk_rss, sk)):
+    values = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    print(f"| {name}, ours | {nq:,} x {ng:,} | {values} | {seconds:.1f} | {rss / gib:.2f} |")
+  print(f"| {SKETCHY[0]}, SAKE-style | {SKETCHY[1]:,} x {SKETCHY[2]:,} | map@all, p@100 | "
+        f"{sake_total:.0f} (extrapolated from {len(rows)} random queries: "
+        f"{sake_seconds:.1f} s) | - |")
+  print(f"\nSpeed-up on {SKETCHY[0]}: {sake_total / sk_seconds:.0f}x "
+        f"(target >= 100x). Max |difference| on the {len(rows)} timed queries: AP {ap_diff:.1e}, "
+        f"P@100 {p_diff:.1e} (float32 vs float64 distances).")
+  print(f"QuickDraw-30 targets: < 90 s ({qd_seconds:.1f}), < 4 GiB peak RSS "
+        f"({qd_rss / gib:.2f}).")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,243 @@
+"""Metrics against a plain per-query NumPy implementation of SAKE's definitions, and sklearn."""
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from zsbir_jax.evaluation import metrics
+
+ALL = ("map@all", "map@5", "map@40", "p@5", "p@40", "map_noninterp@all", "map_noninterp@40")
+
+
+def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
+  """VOC 2010 AP, written as the definition reads."""
+  mrec = np.concatenate(([0.0], rec, [1.0]))
+  mpre = np.concatenate(([0.0], prec, [0.0]))
+  for i in range(len(mpre) - 2, -1, -1):
+    mpre[i] = max(mpre[i], mpre[i + 1])
+  changed = np.flatnonzero(mrec[1:] != mrec[:-1])
+  return float(np.sum((mrec[changed + 1] - mrec[changed]) * mpre[changed + 1]))
+
+
+def reference_query(distances: np.ndarray, relevant: np.ndarray, name: str) -> float:
+  """One query's metric: stable sort of the distances, cumulative tp / fp, as SAKE's code."""
+  rel = relevant[np.argsort(distances, kind="stable")]
+  kind, k = name.split("@")
+  n_gallery, n_pos = len(rel), int(rel.sum())
+  top = n_gallery if k == "all" else min(int(k), n_gallery)
+  if kind == "p":
+    return rel[:top].sum() / top
+  rel = rel[:top]
+  n_pos = n_pos if k == "all" else min(int(k), n_pos)
+  tp, fp = np.cumsum(rel), np.cumsum(~rel)
+  prec = tp / (tp + fp)
+  if kind == "map":
+    return voc_ap(tp / n_pos, prec)
+  return float(prec[rel].sum() / n_pos)
+
+
+def reference(distances: np.ndarray, query_labels, gallery_labels, names) -> dict:
+  """name -> (Q,) per-query values, NaN for queries without a relevant item."""
+  out = {}
+  for name in names:
+    values = []
+    for row, label in zip(distances, query_labels):
+      relevant = gallery_labels == label
+      values.append(reference_query(row, relevant, name) if relevant.any() else np.nan)
+    out[name] = np.array(values)
+  return out
+
+
+def euclidean(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+  return np.sqrt(((q[:, None, :].astype(np.float64) - g[None].astype(np.float64)) ** 2).sum(-1))
+
+
+def integer_data(seed: int, n_query: int, n_gallery: int, n_classes: int):
+  """Integer embeddings: float32 products are exact; a query is redrawn until its distances
+  are all distinct, so that the data have no ties."""
+  rng = np.random.default_rng(seed)
+  g = rng.integers(-500, 501, (n_gallery, 8)).astype(np.float32)
+  q = rng.integers(-500, 501, (n_query, 8)).astype(np.float32)
+  for i in range(n_query):
+    while len(np.unique(euclidean(q[i:i + 1], g))) < n_gallery:
+      q[i] = rng.integers(-500, 501, 8)
+  ql = rng.integers(0, n_classes, n_query)
+  gl = rng.integers(0, n_classes, n_gallery)
+  return q, ql, g, gl, euclidean(q, g)
+
+
+@pytest.mark.parametrize("block_size", [7, 256])
+def test_matches_reference_without_ties(block_size):
+  q, ql, g, gl, d = integer_data(0, 150, 400, 6)
+  result = metrics.evaluate(q, ql, g, gl, metrics=ALL, block_size=block_size)
+  expected = reference(d, ql, gl, ALL)
+  for name in ALL:
+    np.testing.assert_allclose(result.per_query[name], expected[name], rtol=0, atol=1e-9,
+                               err_msg=name)
+    assert result.metrics[name] == pytest.approx(expected[name].mean(), abs=1e-9)
+  assert result.n_queries == 150 and result.n_gallery == 400 and result.n_excluded == 0
+
+
+def test_unit_vectors_rank_as_cosine():
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((500, 64)).astype(np.float32)
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  labels = rng.integers(0, 5, 500)
+  q, ql, g, gl = x[:100], labels[:100], x[100:], labels[100:]
+  result = metrics.evaluate(q, ql, g, gl, metrics=("map@all", "p@50"), block_size=32)
+  expected = reference(-(q.astype(np.float64) @ g.T.astype(np.float64)), ql, gl,
+                       ("map@all", "p@50"))
+  # float32 products may swap near-equal items: agreement to float32 precision, not 1e-9.
+  np.testing.assert_allclose(result.per_query["map@all"], expected["map@all"], atol=1e-4)
+  np.testing.assert_allclose(result.per_query["p@50"], expected["p@50"], atol=1e-9)
+
+
+def test_non_interpolated_equals_sklearn():
+  q, ql, g, gl, d = integer_data(2, 40, 300, 4)
+  result = metrics.evaluate(q, ql, g, gl, metrics=("map_noninterp@all",))
+  expected = [average_precision_score(gl == label, -row) for row, label in zip(d, ql)]
+  np.testing.assert_allclose(result.per_query["map_noninterp@all"], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("relevance, interpolated, sklearn_ap", [
+    ([0, 1, 1], 2 / 3, 0.5833333333333333),
+    ([0, 1, 0, 0, 1, 1], 0.5, 0.4666666666666667),
+])
+def test_worked_examples(relevance, interpolated, sklearn_ap):
+  # Query at 0, gallery at 1, 2, 3, ... on a line: the ranking is the gallery order.
+  n = len(relevance)
+  gallery = np.arange(1, n + 1, dtype=np.float32)[:, None]
+  result = metrics.evaluate(np.zeros((1, 1), np.float32), [1], gallery, relevance,
+                            metrics=("map@all", "map_noninterp@all"))
+  assert result.metrics["map@all"] == pytest.approx(interpolated, abs=1e-12)
+  assert result.metrics["map_noninterp@all"] == pytest.approx(sklearn_ap, abs=1e-12)
+  assert average_precision_score(relevance, -gallery[:, 0]) == pytest.approx(sklearn_ap)
+
+
+def test_at_k_uses_min_k_npos_and_first_k():
+  # Relevance [1, 0, 1, 1, 0, 1]: AP@3 over ranks 1..3 with n_pos -> min(3, 4) = 3:
+  # precisions 1, 2/3 at the relevant ranks 1 and 3 -> (1 + 2/3) / 3.
+  ranks = np.array([[1, 3, 4, 6]])
+  specs = [metrics.parse_metric(m) for m in ("map@3", "p@3", "map@all", "p@10")]
+  values = metrics.metrics_from_ranks(ranks, 6, specs)
+  assert values["map@3"][0] == pytest.approx((1 + 2 / 3) / 3)
+  assert values["p@3"][0] == pytest.approx(2 / 3)
+  assert values["map@all"][0] == pytest.approx((1 + 3 / 4 + 3 / 4 + 4 / 6) / 4)
+  assert values["p@10"][0] == pytest.approx(4 / 6)  # min(K, gallery) = 6.
+
+
+def test_k_larger_than_gallery():
+  q, ql, g, gl, d = integer_data(3, 30, 50, 3)
+  names = ("map@200", "p@200", "map@all")
+  result = metrics.evaluate(q, ql, g, gl, metrics=names)
+  expected = reference(d, ql, gl, names)
+  for name in names:
+    np.testing.assert_allclose(result.per_query[name], expected[name], atol=1e-9)
+  np.testing.assert_allclose(result.per_query["map@200"], result.per_query["map@all"],
+                             atol=1e-12)
+  np.testing.assert_allclose(result.per_query["p@200"],
+                             [np.mean(gl == label) for label in ql], atol=1e-12)
+
+
+def test_queries_without_relevant_items_are_excluded_and_counted():
+  q, ql, g, gl, d = integer_data(4, 60, 200, 4)
+  ql = ql.copy()
+  ql[:7] = 9  # No gallery item has class 9.
+  result = metrics.evaluate(q, ql, g, gl, metrics=("map@all", "p@10"))
+  assert result.n_excluded == 7
+  assert np.isnan(result.per_query["map@all"][:7]).all()
+  assert np.isnan(result.per_query["p@10"][:7]).all()
+  expected = reference(d[7:], ql[7:], gl, ("map@all", "p@10"))
+  for name in ("map@all", "p@10"):
+    assert result.metrics[name] == pytest.approx(expected[name].mean(), abs=1e-9)
+  assert np.isnan(result.per_class["map@all"][list(result.classes).index(9)])
+  assert result.to_json()["n_excluded"] == 7
+
+
+def test_class_balanced_is_mean_of_class_means():
+  q, ql, g, gl, d = integer_data(5, 90, 200, 3)
+  ql = np.sort(ql)
+  ql[:60] = 0  # Unequal class sizes: the two averages differ.
+  result = metrics.evaluate(q, ql, g, gl, metrics=("map@all", "p@20"), block_size=16)
+  expected = reference(d, ql, gl, ("map@all", "p@20"))
+  for name in ("map@all", "p@20"):
+    class_means = [expected[name][ql == c].mean() for c in np.unique(ql)]
+    np.testing.assert_allclose(result.per_class[name], class_means, atol=1e-9)
+    assert result.class_balanced[name] == pytest.approx(np.mean(class_means), abs=1e-9)
+    assert result.metrics[name] == pytest.approx(expected[name].mean(), abs=1e-9)
+  assert result.class_balanced["map@all"] != pytest.approx(result.metrics["map@all"], abs=1e-6)
+
+
+def test_real_valued_ties_ordered_by_gallery_index():
+  # Coarse integer coordinates: many exactly equal distances, within and across classes.
+  rng = np.random.default_rng(6)
+  q = rng.integers(-2, 3, (80, 3)).astype(np.float32)
+  g = rng.integers(-2, 3, (300, 3)).astype(np.float32)
+  ql, gl = rng.integers(0, 4, 80), rng.integers(0, 4, 300)
+  d = euclidean(q, g)
+  assert min(len(np.unique(row)) for row in d) < 100  # Heavy ties.
+  result = metrics.evaluate(q, ql, g, gl, metrics=ALL, block_size=13)
+  expected = reference(d, ql, gl, ALL)
+  for name in ALL:
+    np.testing.assert_allclose(result.per_query[name], expected[name], atol=1e-9,
+                               err_msg=name)
+
+
+@pytest.mark.parametrize("base", [0.37, -0.37, 0.0])
+def test_sort_key_flag_keeps_exact_float32_order(base):
+  # Distances on a few adjacent float32 values: every relevant item shares its sort key with
+  # irrelevant ones at one unit in the last place, in both directions, and ties exactly.
+  rng = np.random.default_rng(10)
+  grid = np.array([base], np.float32)
+  for _ in range(5):
+    grid = np.append(grid, np.nextafter(grid[-1], np.float32(np.inf)))
+  distances = rng.choice(grid, (20, 300)).astype(np.float32)
+  relevant = rng.random(300) < 0.3
+  expected = np.stack([np.flatnonzero(relevant[np.argsort(row, kind="stable")]) + 1
+                       for row in distances.astype(np.float64)])
+  keys = np.empty(20 * 300 + 1, np.float32)
+  flags = np.empty((20, 300), bool)
+  ranks = metrics._flagged_ranks(distances.copy(), relevant, keys, flags)
+  np.testing.assert_array_equal(ranks, expected)
+
+
+@pytest.mark.parametrize("block_size", [9, 64])
+def test_hamming_heavy_ties_ordered_by_gallery_index(block_size):
+  rng = np.random.default_rng(7)
+  qb = rng.integers(0, 2, (70, 16), dtype=np.uint8)
+  gb = rng.integers(0, 2, (400, 16), dtype=np.uint8)
+  ql, gl = rng.integers(0, 5, 70), rng.integers(0, 5, 400)
+  d = (qb[:, None, :] != gb[None]).sum(-1)
+  result = metrics.evaluate(qb, ql, gb, gl, metrics=ALL, distance="hamming",
+                            block_size=block_size)
+  expected = reference(d, ql, gl, ALL)
+  for name in ALL:
+    np.testing.assert_allclose(result.per_query[name], expected[name], atol=1e-9,
+                               err_msg=name)
+  # Reversing the gallery changes the tie order, hence the numbers: the rule matters here.
+  flipped = metrics.evaluate(qb, ql, gb[::-1], gl[::-1], metrics=("map@all",),
+                             distance="hamming")
+  assert flipped.metrics["map@all"] != pytest.approx(result.metrics["map@all"], abs=1e-6)
+
+
+def test_interpolated_pr_curve():
+  q, ql, g, gl, d = integer_data(8, 50, 250, 5)
+  result = metrics.evaluate(q, ql, g, gl, metrics=("map@all",), pr_points=11)
+  curves = []
+  for row, label in zip(d, ql):
+    rel = (gl == label)[np.argsort(row, kind="stable")]
+    tp = np.cumsum(rel)
+    prec = tp / np.arange(1, len(rel) + 1)
+    # Largest precision at any rank whose recall tp / n_pos reaches j / 10.
+    curves.append([prec[tp * 10 >= j * rel.sum()].max() for j in range(11)])
+  np.testing.assert_allclose(result.pr_recall, np.linspace(0, 1, 11))
+  np.testing.assert_allclose(result.pr_precision, np.mean(curves, axis=0), atol=1e-9)
+
+
+def test_bad_arguments():
+  q, ql, g, gl, _ = integer_data(9, 5, 20, 2)
+  with pytest.raises(ValueError, match="Unknown metric 'mAP@all'"):
+    metrics.evaluate(q, ql, g, gl, metrics=("mAP@all",))
+  with pytest.raises(ValueError, match="Unknown distance"):
+    metrics.evaluate(q, ql, g, gl, distance="cosine")
+  with pytest.raises(ValueError, match="Shape mismatch"):
+    metrics.evaluate(q, ql[:3], g, gl)

@@ -1,0 +1,77 @@
+"""experiments.retrieve as a real subprocess: its ranking is the NumPy cosine ranking."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import retrieve
+from tests.evaluation import test_embeddings
+from zsbir_jax.data import lists
+from zsbir_jax.evaluation import embeddings
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_synthetic, tmp_path_factory):
+  """A run, and its gallery embeddings written as experiments.evaluate writes them."""
+  tmp = tmp_path_factory.mktemp("retrieve")
+  workdir = str(tmp / "run")
+  test_embeddings.make_workdir(workdir)
+  data = lists.load_split(tiny_synthetic, "synthetic")
+  gallery = embeddings.from_records(
+      data.gallery, test_embeddings.reference_embeddings(workdir, data.gallery),
+      data.unseen_classes, "synthetic", embeddings.load_embedder(workdir).identity)
+  path = str(tmp / "gallery.npz")
+  embeddings.save(path, gallery)
+  return workdir, data, gallery, path, tmp
+
+
+def run_retrieve(*flags: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "experiments.retrieve", *flags], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_sketch_queries_rank_as_numpy(setup):
+  workdir, data, gallery, path, tmp = setup
+  queries = [data.query[0], data.query[7], data.query[14]]
+  output = tmp / "sketches.json"
+  result = run_retrieve(f"--gallery={path}", "--top_k=5", f"--json_output={output}",
+                        *[q.path for q in queries])
+  assert result.returncode == 0, result.stderr
+  with open(output) as f:
+    got = json.load(f)
+  assert got["model"] == {"workdir": os.path.abspath(workdir), "step": test_embeddings.STEP}
+  similarity = test_embeddings.reference_embeddings(workdir, queries) @ gallery.embeddings.T
+  for query, item, row in zip(queries, got["queries"], similarity):
+    order = np.argsort(-row, kind="stable")[:5]
+    assert item["query"] == query.path
+    assert [r["path"] for r in item["results"]] == [gallery.paths[j] for j in order]
+    assert [r["rank"] for r in item["results"]] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose([r["score"] for r in item["results"]], row[order], atol=1e-5)
+    assert [r["class"] for r in item["results"]] == [
+        data.unseen_classes[gallery.labels[j]] for j in order]
+  best = got["queries"][0]["results"][0]
+  assert f"    1  {best['score']:+.4f}  {best['class']}" in result.stdout
+  assert best["path"] in result.stdout
+
+
+def test_gallery_photo_finds_itself(setup):
+  _, data, _, path, _ = setup
+  photo = data.gallery[4].path
+  result = run_retrieve(f"--gallery={path}", "--top_k=3", "--domain=photo", photo)
+  assert result.returncode == 0, result.stderr
+  first = result.stdout.splitlines()[1]  # "  rank  score  class  path"
+  rank, score = first.split()[:2]
+  assert rank == "1" and first.endswith(photo) and abs(float(score) - 1.0) < 1e-5
+
+
+def test_refuses_a_gallery_of_another_checkpoint(setup):
+  _, data, gallery, _, _ = setup
+  other = dataclasses.replace(gallery, model=dataclasses.replace(gallery.model, step=99))
+  with pytest.raises(ValueError, match="embedded by step 99 .* has step 7"):
+    retrieve.retrieve([data.query[0].path], other, 3, lists.SKETCH, 8)

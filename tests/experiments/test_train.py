@@ -1,0 +1,223 @@
+"""The training launcher: a tiny run's outputs, config errors, NaN stop, exact resume after
+SIGKILL (real subprocesses) and a 2-process run (real jax.distributed on localhost)."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import train
+from experiments.configs import synthetic as synthetic_config
+from zsbir_jax import checkpoint
+from zsbir_jax.models import pretrained
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """Subprocess runs share XLA's persistent compilation cache: only the first compiles."""
+  saved = dict(os.environ)
+  os.environ.update(JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
+                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  yield
+  os.environ.clear()
+  os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def inputs(tiny_synthetic, tmp_path_factory):
+  """A 'pretrained' random backbone (4 teacher classes) and its knowledge table."""
+  directory = tmp_path_factory.mktemp("inputs")
+  spec = pretrained.BackboneSpec(depth=18, width=0.125, num_classes=4, source="test-backbone")
+  pretrained.save(str(directory / "backbone"), spec.model().init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3))), spec)
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.prepare_knowledge", f"--root={tiny_synthetic}",
+       "--split=synthetic", f"--backbone={directory / 'backbone'}",
+       f"--output={directory / 'knowledge.npz'}", "--image_size=32", "--batch_size=16"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  return {"root": tiny_synthetic, "backbone": str(directory / "backbone"),
+          "knowledge": str(directory / "knowledge.npz")}
+
+
+def overrides(inputs, **extra):
+  values = {"data.root": inputs["root"], "init.backbone": inputs["backbone"],
+            "init.knowledge": inputs["knowledge"], "train.checkpoint_every": 2,
+            "train.log_every": 1, "optim.epochs": 3}
+  values.update(extra)
+  return values
+
+
+def make_config(recipe, values):
+  config = synthetic_config.get_config(f"recipe={recipe},runlocal")
+  with config.unlocked():
+    for key, value in values.items():
+      node = config
+      *path, leaf = key.split(".")
+      for name in path:
+        node = node[name]
+      node[leaf] = value
+  return config
+
+
+def command(workdir, values, recipe="full"):
+  return ([sys.executable, "-m", "experiments.train",
+           f"--config=experiments/configs/synthetic.py:recipe={recipe},runlocal",
+           f"--workdir={workdir}"] + [f"--config.{k}={v}" for k, v in values.items()])
+
+
+def final_variables(workdir):
+  variables, step = checkpoint.load_model_variables(str(workdir), which="latest")
+  return variables, step
+
+
+def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
+  state = train.train_and_evaluate(make_config("full", overrides(inputs)), str(tmp_path))
+  assert int(state.step) == 12  # 3 epochs x 4 steps
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  steps = [l["step"] for l in lines if "loss" in l]
+  assert steps == list(range(1, 13))
+  assert {"loss_cls", "loss_quad", "loss_skp", "loss_kd", "loss_da", "learning_rate",
+          "images_per_second"} <= set(lines[-1]) or any("val_accuracy" in l for l in lines)
+  assert sum("val_accuracy" in l for l in lines) == 3
+  assert os.listdir(tmp_path / "tensorboard")[0].startswith("events.out.tfevents")
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "12", "8"]
+  assert len(os.listdir(tmp_path / "best")) == 1
+  variables, step = final_variables(tmp_path)
+  assert step == 12
+  np.testing.assert_array_equal(variables["params"]["classifier"]["kernel"],
+                                state.params["classifier"]["kernel"])
+  assert json.load(open(tmp_path / "model.json"))["num_teacher_classes"] == 4
+
+
+def test_config_errors_come_before_any_compute(inputs, tmp_path):
+  def error(recipe, **extra):
+    with pytest.raises(train.ConfigError) as e:
+      train.prepare(make_config(recipe, overrides(inputs, **extra)), str(tmp_path))
+    return str(e.value)
+
+  assert "is not divisible by the 8 devices" in error("full", **{
+      "data.classes_per_batch": 3, "data.items_per_class": 1})
+  assert "needs at least P=8 classes, the split has 6" in error("full", **{
+      "data.classes_per_batch": 8})
+  assert "needs the class-wise knowledge table" in error("eff", **{"init.knowledge": ""})
+  assert "online knowledge targets" in error("sake", **{"init.backbone": ""})
+  broken = tmp_path / "broken"
+  shutil.copytree(inputs["root"], broken)
+  photo = next(p for p in (broken / "Synthetic").rglob("*.jpg"))
+  photo.unlink()
+  message = error("ce", **{"data.root": str(broken)})
+  assert "fails the check" in message and photo.name in message
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(inputs, tmp_path):
+  train.train_and_evaluate(make_config("full", overrides(inputs, **{"optim.epochs": 1})),
+                           str(tmp_path))
+  before, step = final_variables(tmp_path)
+  assert step == 4
+  with pytest.raises(FloatingPointError, match=r"non-finite loss at step 5: \{'loss': nan, "
+                     r"'loss_quad': nan\}"):
+    train.train_and_evaluate(make_config("full", overrides(inputs, **{"loss.quad.margin": float(
+        "nan"), "optim.epochs": 2})), str(tmp_path))
+  after, step = final_variables(tmp_path)
+  assert step == 4
+  jax.tree.map(np.testing.assert_array_equal, after, before)
+
+
+def wait_for(predicate, process, timeout=240):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return True
+    if process.poll() is not None:
+      return False
+    time.sleep(0.005)
+  return False
+
+
+def test_sigkill_and_resume_gives_exactly_the_uninterrupted_parameters(inputs, tmp_path):
+  values = overrides(inputs, **{"train.log_every": 4})
+  reference = subprocess.run(command(tmp_path / "reference", values), cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+  assert reference.returncode == 0, reference.stderr[-3000:]
+
+  workdir = tmp_path / "killed"
+  checkpoints = workdir / "checkpoints"
+  # 1: killed while a checkpoint is being written (its temporary directory exists).
+  process = subprocess.Popen(command(workdir, values), cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  in_save = wait_for(lambda: checkpoints.is_dir() and any(
+      "tmp" in name for name in os.listdir(checkpoints)), process)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert in_save, "the run ended before a save could be interrupted"
+  # 2: killed between checkpoints, after resuming.
+  first = checkpoint.Checkpoints(str(workdir), keep=3).latest_step()
+  process = subprocess.Popen(command(workdir, values), cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  for line in process.stdout:
+    if line.startswith("step 8/"):
+      break
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  second = checkpoint.Checkpoints(str(workdir), keep=3).latest_step()
+  assert second > (first or 0)
+  # 3: runs to the end.
+  final = subprocess.run(command(workdir, values), cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+  assert final.returncode == 0, final.stderr[-3000:]
+  assert f"start: resuming from the checkpoint of step {second}" in final.stdout
+
+  resumed, step = final_variables(workdir)
+  expected, expected_step = final_variables(tmp_path / "reference")
+  assert step == expected_step == 12
+  jax.tree.map(np.testing.assert_array_equal, resumed, expected)  # bitwise
+  losses = lambda d: [l["loss"] for l in map(json.loads, open(d / "metrics.jsonl")) if "loss" in l]
+  assert losses(workdir) == losses(tmp_path / "reference")
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one(inputs, tmp_path):
+  values = overrides(inputs, **{"optim.epochs": 1, "train.log_every": 4, "data.check": False})
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  port = free_port()
+  processes = [subprocess.Popen(
+      command(tmp_path / "two", values) + [f"--coordinator_address=localhost:{port}",
+                                           "--num_processes=2", f"--process_id={i}"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for i in range(2)]
+  outputs = [p.communicate(timeout=300)[0] for p in processes]
+  for p, out in zip(processes, outputs):
+    assert p.returncode == 0, out[-3000:]
+  assert "2 processes, 4 devices" in outputs[0]
+  printed = lambda out: re.search(r"^step 4/4 ", out, re.MULTILINE)  # not absl's log lines
+  assert printed(outputs[0]) and not printed(outputs[1])  # only process 0 prints progress
+
+  one = subprocess.run(command(tmp_path / "one", values), cwd=REPO, capture_output=True,
+                       text=True, timeout=300,
+                       env=dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+  assert one.returncode == 0, one.stderr[-3000:]
+  two_vars, two_step = final_variables(tmp_path / "two")
+  one_vars, one_step = final_variables(tmp_path / "one")
+  assert two_step == one_step == 4
+
+  def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  jax.tree.map(close, two_vars, one_vars)

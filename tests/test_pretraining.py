@@ -1,0 +1,108 @@
+"""Backbone pretraining: the shuffled photo stream, the sharded step, and a tiny end-to-end run."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments.configs import common
+from zsbir_jax import pretraining
+from zsbir_jax import sharding
+from zsbir_jax.data import augment
+from zsbir_jax.data import images
+from zsbir_jax.data import lists
+from zsbir_jax.data import source
+from zsbir_jax.models import pretrained
+from zsbir_jax.models import resnet
+
+
+def _optim(epochs: int, lr: float = 2e-3):
+  optim = common.base_config().optim
+  optim.update(lr=lr, schedule="cosine", epochs=epochs, warmup_epochs=1.0)
+  return optim
+
+
+def test_shuffled_dataset_reads_fresh_permutations_with_sake_augmentation(tiny_synthetic):
+  records = lists.load_pretrain(tiny_synthetic).train  # 24 photos
+  photos = source.RecordSource(records)
+  config = augment.AugmentConfig(size=32)
+  batches = list(pretraining.shuffled_dataset(photos, config, batch_size=10, seed=3,
+                                              num_epochs=2))
+  assert len(batches) == 4  # 2 full batches per epoch, 4 photos left out
+  for epoch in range(2):
+    index = np.concatenate([b["index"] for b in batches[2 * epoch:2 * epoch + 2]])
+    expected = np.random.default_rng((3, 0, epoch)).permutation(24)[:20]
+    np.testing.assert_array_equal(index, expected)
+  assert not np.array_equal(batches[0]["index"], batches[2]["index"])
+  step, position = 3, 7
+  i = int(batches[step]["index"][position])
+  params = augment.sample_params(augment.item_rng(3, step, position), config)
+  reference = augment.preprocess(images.load_rgb(records[i].path), lists.PHOTO, config,
+                                 params)
+  np.testing.assert_array_equal(batches[step]["image"][position], reference)
+  assert batches[step]["label"][position] == records[i].label
+
+  halves = [list(pretraining.shuffled_dataset(photos, config, batch_size=10, seed=3, num_epochs=2,
+                                              process_index=p, process_count=2)) for p in (0, 1)]
+  for whole, first, second in zip(batches, *halves):
+    for key in whole:
+      np.testing.assert_array_equal(whole[key], np.concatenate([first[key], second[key]]))
+  with pytest.raises(ValueError, match="batch size 32 exceeds the 24 training photos"):
+    pretraining.shuffled_dataset(photos, config, batch_size=32, seed=0, num_epochs=1)
+
+
+def test_sharded_step_matches_unsharded_reference():
+  """Batch split over 8 devices: loss, BN statistics and update are those of the whole batch."""
+  model = resnet.ResNet(depth=18, width=0.125, num_classes=4)
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.standard_normal((16, 32, 32, 3), np.float32),
+           "label": rng.integers(0, 4, 16).astype(np.int32)}
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  optimizer = optax.sgd(0.1)
+  state = jax.tree.map(jnp.array, {"params": variables["params"],
+                                   "batch_stats": variables["batch_stats"],
+                                   "opt_state": optimizer.init(variables["params"])})
+  step = pretraining.jit_train_step(pretraining.make_train_step(model, optimizer),
+                                    sharding.make_mesh())
+  new_state, metrics = jax.device_get(step(state, batch))
+  assert len(jax.devices()) == 8
+
+  # Unjitted, unsharded reference; loss and fc gradient from the logits in NumPy.
+  (features, logits), updates = model.apply(variables, batch["image"], train=True,
+                                            with_logits=True, mutable=["batch_stats"])
+  z = np.asarray(logits, np.float64)
+  log_probs = z - z.max(1, keepdims=True)
+  log_probs -= np.log(np.exp(log_probs).sum(1, keepdims=True))
+  np.testing.assert_allclose(metrics["loss"], -log_probs[np.arange(16), batch["label"]].mean(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["accuracy"], np.mean(z.argmax(1) == batch["label"]))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               new_state["batch_stats"], jax.device_get(updates["batch_stats"]))
+  dlogits = (np.exp(log_probs) - np.eye(4)[batch["label"]]) / 16
+  fc_grad = np.asarray(features, np.float64).T @ dlogits
+  np.testing.assert_allclose(new_state["params"]["fc"]["kernel"],
+                             variables["params"]["fc"]["kernel"] - 0.1 * fc_grad,
+                             rtol=1e-4, atol=1e-6)
+
+
+def test_pretrain_learns_and_saves_a_loadable_backbone(tiny_synthetic, tmp_path):
+  data = lists.load_pretrain(tiny_synthetic)  # 4 classes, 24 train / 8 val photos
+  config = pretraining.PretrainConfig(optim=_optim(epochs=12), depth=18, width=0.125,
+                                      image_size=32, batch_size=8, eval_batch_size=8,
+                                      log_every=3)
+  reports = []
+  result = pretraining.pretrain(data, config, report=reports.append)
+  assert result.steps == 36 and reports == result.history and len(result.history) == 12
+  losses = [h["loss"] for h in result.history]
+  assert np.mean(losses[-3:]) < 0.7 * losses[0]
+  labels = np.array([r.label for r in data.val])
+  assert result.val_accuracy == np.mean(result.val_logits.argmax(1) == labels)
+  assert result.val_accuracy >= 0.5  # chance is 0.25
+
+  spec = pretrained.BackboneSpec(depth=18, width=0.125, num_classes=4, source="test")
+  pretrained.save(str(tmp_path / "backbone"), result.variables, spec)
+  variables, loaded_spec = pretrained.load(str(tmp_path / "backbone"))
+  x = np.stack([augment.preprocess(images.load_rgb(r.path), lists.PHOTO,
+                                   augment.AugmentConfig(size=32)) for r in data.val])
+  _, logits = loaded_spec.model().apply(variables, x, with_logits=True)
+  np.testing.assert_allclose(logits, result.val_logits, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,375 @@
+"""Retrieval metrics with the semantics of SAKE's evaluation code, computed in query blocks.
+
+Every query ranks the whole gallery by ascending distance; an item is relevant when its label
+equals the query's. With tp / fp the cumulative relevant / irrelevant counts down the ranking,
+recall = tp / n_pos and precision = tp / (tp + fp). Metric names (`metrics=`):
+
+* `map@all`: interpolated (VOC 2010) AP: every precision is replaced by the largest precision at
+  any later rank, then precision x recall-increment is summed where recall changes. For the
+  relevance sequence [0, 1, 1] it is 2/3; for [0, 1, 0, 0, 1, 1] 1/2.
+* `map@K`: the same on the first K ranks only, with n_pos replaced by min(K, n_pos).
+* `p@K`: relevant items among the first min(K, gallery size), divided by that number.
+* `map_noninterp@all`, `map_noninterp@K`: non-interpolated AP, the mean precision at the ranks of
+  the relevant items (`sklearn.metrics.average_precision_score`: 0.583 and 0.467 on the examples
+  above); the @K form sums over relevant items in the first K ranks and divides by min(K, n_pos).
+  A named variant for cross-checks; the field reports the interpolated one.
+
+Every metric is a function of the 1-based ranks r_1 < ... < r_n of the n relevant items alone:
+precision at the i-th relevant item is i / r_i, and the VOC maximum over later ranks equals the
+maximum over later relevant items (a precision falls at every irrelevant item). So the evaluator
+only finds the ranks of the relevant items and never sorts indices:
+
+* Distances. `euclidean`: (||g||^2 - c) / 2 - q.g for a constant c (the median over the
+  gallery), i.e. half the squared Euclidean distance minus a per-query constant, so the ranking
+  is the Euclidean one for any embeddings and the cosine one for L2-normalised embeddings. It is
+  one float32 matrix product (the query is augmented with a 1, the gallery with the centred
+  half-norms, which are ~0 for unit vectors and so cost no resolution), and distances are
+  compared as float32: items whose float64 distances differ by less than about 1e-7 may be
+  ordered differently than by SAKE's float64 `cdist`, or tie; AP moves in the last digits.
+  `hamming`: the number of differing bits of {0, 1} codes (`hashing.py`), exact.
+* Ties: equal distances are ordered by gallery index (a stable sort). SAKE's code uses an
+  unstable sort, whose tie order is arbitrary. Ties only matter between a relevant and an
+  irrelevant item; they happen constantly with binary codes, and with float32 distances a
+  QuickDraw-size row has one or two.
+* Queries are grouped by class, so that a block of queries shares one relevant set. For
+  real-valued distances each row is sorted once by value (numpy's vectorised float32 sort; no
+  index sort), with the last mantissa bit of every key replaced by the item's relevance, so the
+  ranks of the relevant items are the places of the set bits. Only items within one unit in the
+  last place of each other can come out misordered by that; where such a "group" mixes relevant
+  and irrelevant items (about one per row at QuickDraw size), its items are re-ordered exactly
+  by (distance, gallery index) from the unsorted distances. So the ranking is that of the full
+  float32 distances. Hamming distances are small integers with ties everywhere: each row is
+  stable-argsorted directly (a linear-time radix sort for 8- and 16-bit keys).
+* Blocks of `block_size` queries run on `num_threads` threads (numpy releases the GIL in the
+  matrix product and the sorts), each with a single-threaded BLAS (set process-wide while
+  `evaluate` runs); memory is O(num_threads x block_size x gallery), never the full
+  query x gallery matrix.
+
+Averaging: `metrics` are means over queries (the standard); `class_balanced` are means of
+per-class means (DSN's), equal to the former when classes have equal query counts. A query whose
+class has no gallery item has no defined AP; it is excluded from every mean (its per-query values
+are NaN) and counted in `n_excluded`. (SAKE's code would count its P@K as 0; no standard split has
+such a query.)
+"""
+from collections.abc import Sequence
+import concurrent.futures
+import dataclasses
+import re
+import threading
+from typing import Any, NamedTuple
+
+import numpy as np
+import threadpoolctl
+
+from zsbir_jax.evaluation import hashing
+
+DEFAULT_METRICS = ("map@all", "p@100", "map@200", "p@200")
+DISTANCES = ("euclidean", "hamming")
+_METRIC_RE = re.compile(r"^(map|map_noninterp|p)@(all|[1-9][0-9]*)$")
+
+
+class MetricSpec(NamedTuple):
+  """A parsed metric name: `kind` in {map, map_noninterp, p}; `k` None for @all."""
+  name: str
+  kind: str
+  k: int | None
+
+
+def parse_metric(name: str) -> MetricSpec:
+  """Parses `map@all`, `map@200`, `p@100`, `map_noninterp@all`, ...; raises ValueError otherwise."""
+  match = _METRIC_RE.match(name)
+  if match is None:
+    raise ValueError(f"Unknown metric {name!r}: expected map@all, map@K, p@K, "
+                     "map_noninterp@all or map_noninterp@K with K a positive integer.")
+  kind, k = match.groups()
+  if kind == "p" and k == "all":
+    raise ValueError(f"Unknown metric {name!r}: P@K needs an integer K.")
+  return MetricSpec(name, kind, None if k == "all" else int(k))
+
+
+def _reverse_cummax(x: np.ndarray) -> np.ndarray:
+  """Maximum over each position and all later ones along the last axis."""
+  return np.maximum.accumulate(x[..., ::-1], axis=-1)[..., ::-1]
+
+
+def metrics_from_ranks(ranks: np.ndarray, n_gallery: int,
+                       specs: Sequence[MetricSpec]) -> dict[str, np.ndarray]:
+  """Per-query metrics from the ranks of the relevant items.
+
+  Args:
+    ranks: (B, n_pos) int, 1-based ranks of each query's relevant items, ascending along a row;
+      n_pos >= 1.
+    n_gallery: gallery size.
+    specs: the metrics to compute.
+
+  Returns:
+    name -> (B,) float64.
+  """
+  n_pos = ranks.shape[1]
+  precision = np.arange(1, n_pos + 1, dtype=np.float64) / ranks
+  out = {}
+  for spec in specs:
+    # Ranks ascend, so the relevant items within the first K ranks are among the first K.
+    top = ranks[:, :spec.k]
+    if spec.kind == "p":
+      out[spec.name] = (top <= spec.k).sum(axis=1) / min(spec.k, n_gallery)
+      continue
+    if spec.k is None:
+      prec, denominator = precision, n_pos
+    else:
+      prec = np.where(top <= spec.k, precision[:, :spec.k], 0.0)
+      denominator = min(spec.k, n_pos)
+    if spec.kind == "map":
+      prec = _reverse_cummax(prec)
+    out[spec.name] = prec.sum(axis=1) / denominator
+  return out
+
+
+def recall_levels(n_points: int) -> np.ndarray:
+  """(n_points,) equally spaced recall levels 0, ..., 1 of the precision-recall curve."""
+  return np.linspace(0.0, 1.0, n_points)
+
+
+def interpolated_pr(ranks: np.ndarray, n_points: int) -> np.ndarray:
+  """(B, n_points) interpolated precision (largest precision at recall >= level) at each level.
+
+  `ranks` as in `metrics_from_ranks`. Level j is j / (n_points - 1); the first relevant item
+  reaching it is the ceil(j n_pos / (n_points - 1))-th, computed in integers (level 0 -> the
+  first).
+  """
+  n_pos = ranks.shape[1]
+  interp = _reverse_cummax(np.arange(1, n_pos + 1, dtype=np.float64) / ranks)
+  j = np.arange(n_points)
+  first = np.maximum(-(-j * n_pos // (n_points - 1)), 1) - 1
+  return interp[:, first]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """Result of `evaluate`.
+
+  Attributes:
+    metrics: name -> mean over the included queries (the standard averaging).
+    class_balanced: name -> mean over classes of the per-class means (DSN's averaging).
+    per_class: name -> (C,) per-class means over included queries, NaN for a class whose
+      queries are all excluded.
+    classes: (C,) the query classes, sorted; indexes `per_class`.
+    per_query: name -> (Q,) values, NaN for excluded queries.
+    pr_recall: (P,) recall levels; pr_precision: (P,) mean interpolated precision over the
+      included queries at each level.
+    n_queries, n_gallery: sizes; n_excluded: queries without any relevant gallery item.
+    distance: `euclidean` or `hamming`.
+  """
+  metrics: dict[str, float]
+  class_balanced: dict[str, float]
+  per_class: dict[str, np.ndarray]
+  classes: np.ndarray
+  per_query: dict[str, np.ndarray]
+  pr_recall: np.ndarray
+  pr_precision: np.ndarray
+  n_queries: int
+  n_gallery: int
+  n_excluded: int
+  distance: str
+
+  def to_json(self) -> dict[str, Any]:
+    """JSON-serialisable summary (no per-query values); NaN becomes None."""
+    def number(x: float) -> float | None:
+      return None if np.isnan(x) else float(x)
+
+    return {
+        "distance": self.distance,
+        "ap_variant": "interpolated VOC 2010 (map@*); non-interpolated (map_noninterp@*)",
+        "n_queries": self.n_queries,
+        "n_gallery": self.n_gallery,
+        "n_excluded": self.n_excluded,
+        "metrics": {name: number(v) for name, v in self.metrics.items()},
+        "class_balanced": {name: number(v) for name, v in self.class_balanced.items()},
+        "per_class": {name: {int(c): number(v) for c, v in zip(self.classes, values)}
+                      for name, values in self.per_class.items()},
+        "pr_curve": {"recall": self.pr_recall.tolist(),
+                     "precision": [number(v) for v in self.pr_precision]},
+    }
+
+
+def _stable_ranks(distances: np.ndarray, relevant: np.ndarray, n_pos: int) -> np.ndarray:
+  """(B, n_pos) ranks of the relevant items under a stable sort of (B, G) `distances`.
+
+  `relevant`: (G,) bool, in the gallery order of the columns of `distances`.
+  """
+  b, g = distances.shape
+  at = relevant[np.argsort(distances, axis=1, kind="stable")].reshape(-1).nonzero()[0]
+  return at.reshape(b, n_pos) - (np.arange(b) * g - 1)[:, None]
+
+
+def _flagged_ranks(distances: np.ndarray, relevant: np.ndarray, keys: np.ndarray,
+                   flags: np.ndarray) -> np.ndarray:
+  """(B, n_pos) ranks of the relevant items among (B, G) float32 `distances`.
+
+  Every row is sorted once by value, with the last mantissa bit of each key replaced by the
+  item's relevance (`relevant`: (G,) bool), so the relevant items' places are read off the
+  sorted keys without an index sort. Keys equal but for that bit (a "group": distances within
+  one unit in the last place) may come out in the wrong order; a group holding relevant and
+  irrelevant items is re-ordered exactly, by (distance, gallery index), from `distances`.
+  `keys` (float32, at least B x G + 1 elements) and `flags` (bool, at least (B, G)) are
+  buffers, reused so that big blocks are not page-faulted in afresh. Equal distances must have
+  equal bits, i.e. no -0.0 (`evaluate`'s products never give it: a sum with a +0.0 term, the
+  centred half-norm, is never -0.0).
+  """
+  b, g = distances.shape
+  bits = distances.view(np.uint32)
+  # One spare key after the block: the right neighbour of the last one.
+  flat = keys.reshape(-1)[:b * g + 1].view(np.uint32)
+  keys = flat[:b * g].reshape(b, g)
+  np.bitwise_and(bits, np.uint32(0xFFFFFFFE), out=keys)
+  np.bitwise_or(keys, relevant.astype(np.uint32), out=keys)
+  keys.view(np.float32).sort(axis=1)
+  np.bitwise_and(keys, np.uint32(1), out=flags[:b], casting="unsafe")
+  at = flags[:b].reshape(-1).nonzero()[0]  # Flat places: a 1-D nonzero is the fast one.
+  ranks = at.reshape(b, -1) - (np.arange(b) * g - 1)[:, None]
+
+  # A relevant key k (last bit 1) next to the irrelevant key k - 1 marks a mixed group.
+  # Neighbours across row ends (the spare key, and flat[-1] for the first) only cause a
+  # harmless extra check.
+  twin = flat[at] - np.uint32(1)
+  mixed = (flat[at - 1] == twin) | (flat[at + 1] == twin)
+  groups = {}
+  for r, key in zip((at[mixed] // g).tolist(), twin[mixed].tolist()):
+    groups.setdefault(r, set()).add(key)
+  for r, group_keys in groups.items():
+    halves = bits[r] >> 1
+    for key in group_keys:
+      members = np.flatnonzero(halves == key >> 1)  # Gallery order.
+      in_order = relevant[members[np.argsort(distances[r, members], kind="stable")]]
+      # The group's smallest possible key, either flag: its sorted places start there.
+      lowest = np.array([key, key | 1], np.uint32).view(np.float32).min()
+      start = np.searchsorted(keys[r].view(np.float32), lowest, side="left")
+      first = np.searchsorted(ranks[r], start + 1)
+      ranks[r, first:first + in_order.sum()] = start + 1 + np.flatnonzero(in_order)
+  return ranks
+
+
+def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.ndarray,
+             gallery_labels: np.ndarray, *, metrics: Sequence[str] = DEFAULT_METRICS,
+             distance: str = "euclidean", block_size: int = 256, num_threads: int = 2,
+             pr_points: int = 11) -> Evaluation:
+  """Every query against the whole gallery, all requested metrics in one blocked pass.
+
+  Args:
+    query_emb: (Q, D) float embeddings (`euclidean`) or (Q, n_bits) {0, 1} codes (`hamming`).
+    query_labels: (Q,) int class labels.
+    gallery_emb: (G, D) or (G, n_bits), like `query_emb`.
+    gallery_labels: (G,) int class labels.
+    metrics: metric names (module docstring).
+    distance: `euclidean` or `hamming`.
+    block_size: queries per block; peak memory is about num_threads x block_size x G x 9
+      bytes (euclidean) on top of the inputs.
+    num_threads: worker threads.
+    pr_points: recall levels of the mean interpolated precision-recall curve (>= 2).
+
+  Returns:
+    An `Evaluation`.
+  """
+  specs = [parse_metric(m) for m in metrics]
+  if len({s.name for s in specs}) != len(specs):
+    raise ValueError(f"Duplicate metric names in {list(metrics)}.")
+  if distance not in DISTANCES:
+    raise ValueError(f"Unknown distance {distance!r}; expected one of {DISTANCES}.")
+  if block_size < 1 or num_threads < 1 or pr_points < 2:
+    raise ValueError(f"Need block_size >= 1, num_threads >= 1, pr_points >= 2; got "
+                     f"{block_size}, {num_threads}, {pr_points}.")
+  query_labels = np.asarray(query_labels, np.int64)
+  gallery_labels = np.asarray(gallery_labels, np.int64)
+  query_emb, gallery_emb = np.asarray(query_emb), np.asarray(gallery_emb)
+  if (query_emb.ndim != 2 or gallery_emb.ndim != 2
+      or query_emb.shape[1] != gallery_emb.shape[1]
+      or query_labels.shape != query_emb.shape[:1]
+      or gallery_labels.shape != gallery_emb.shape[:1]):
+    raise ValueError(f"Shape mismatch: query_emb {query_emb.shape}, query_labels "
+                     f"{query_labels.shape}, gallery_emb {gallery_emb.shape}, gallery_labels "
+                     f"{gallery_labels.shape}; expected (Q, D), (Q,), (G, D), (G,).")
+  n_query, n_gallery = len(query_labels), len(gallery_labels)
+  if n_gallery == 0:
+    raise ValueError("The gallery is empty.")
+  for name, emb in (("query_emb", query_emb), ("gallery_emb", gallery_emb)):
+    if not np.isfinite(emb).all():
+      raise ValueError(f"{name} has non-finite values.")
+
+  if distance == "euclidean":
+    # (||g||^2 - c) / 2 - q.g: the Euclidean order; centring ||g||^2 keeps float32 resolution
+    # at that of q.g for (near) unit vectors. (D + 1, G) contiguous: the faster BLAS layout.
+    half_sq = 0.5 * np.square(gallery_emb, dtype=np.float64).sum(axis=1)
+    g_aug = np.empty((gallery_emb.shape[1] + 1, n_gallery), np.float32)
+    g_aug[:-1] = gallery_emb.T
+    g_aug[-1] = half_sq - np.median(half_sq)
+    q_aug = np.empty((n_query, query_emb.shape[1] + 1), np.float32)
+    np.negative(query_emb, out=q_aug[:, :-1], casting="same_kind")
+    q_aug[:, -1] = 1.0
+  else:
+    q_pm = hashing.to_signs(query_emb)
+    g_pm = hashing.to_signs(gallery_emb)
+
+  buffers = threading.local()
+
+  def block(label: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    relevant = gallery_labels == label
+    if distance == "euclidean":
+      if not hasattr(buffers, "distances"):
+        buffers.distances = np.empty((block_size, n_gallery), np.float32)
+        buffers.keys = np.empty(block_size * n_gallery + 1, np.float32)
+        buffers.flags = np.empty((block_size, n_gallery), bool)
+      distances = np.matmul(q_aug[rows], g_aug, out=buffers.distances[:len(rows)])
+      ranks = _flagged_ranks(distances, relevant, buffers.keys, buffers.flags)
+    else:
+      ranks = _stable_ranks(hashing.hamming_from_signs(q_pm[rows], g_pm), relevant,
+                            int(relevant.sum()))
+    return rows, interpolated_pr(ranks, pr_points), metrics_from_ranks(ranks, n_gallery, specs)
+
+  per_query = {s.name: np.full(n_query, np.nan) for s in specs}
+  pr_sum = np.zeros(pr_points)
+  classes = np.unique(query_labels)
+  gallery_classes = set(np.unique(gallery_labels).tolist())
+  jobs = []
+  # One BLAS thread per worker: BLAS threads on top of the workers oversubscribe the cores, and
+  # OpenBLAS's spin-waiting threads then slow everything down two- to threefold.
+  with (threadpoolctl.threadpool_limits(1, user_api="blas"),
+        concurrent.futures.ThreadPoolExecutor(num_threads) as pool):
+    for label in classes.tolist():
+      if label not in gallery_classes:
+        continue
+      members = np.flatnonzero(query_labels == label)
+      for i in range(0, len(members), block_size):
+        jobs.append(pool.submit(block, label, members[i:i + block_size]))
+    for job in jobs:
+      rows, pr, values = job.result()
+      pr_sum += pr.sum(axis=0)
+      for name, v in values.items():
+        per_query[name][rows] = v
+
+  included = np.isin(query_labels, list(gallery_classes))
+  n_included = int(included.sum())
+  class_of = np.searchsorted(classes, query_labels)
+  counts = np.bincount(class_of[included], minlength=len(classes))
+  per_class = {}
+  for name, values in per_query.items():
+    sums = np.bincount(class_of[included], weights=values[included], minlength=len(classes))
+    with np.errstate(invalid="ignore", divide="ignore"):
+      per_class[name] = np.where(counts > 0, sums / counts, np.nan)
+
+  def mean(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+  return Evaluation(
+      metrics={name: mean(v) for name, v in per_query.items()},
+      class_balanced={name: mean(v) for name, v in per_class.items()},
+      per_class=per_class,
+      classes=classes,
+      per_query=per_query,
+      pr_recall=recall_levels(pr_points),
+      pr_precision=pr_sum / n_included if n_included else np.full(pr_points, np.nan),
+      n_queries=n_query,
+      n_gallery=n_gallery,
+      n_excluded=n_query - n_included,
+      distance=distance,
+  )
