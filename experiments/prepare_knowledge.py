@@ -10,7 +10,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import numpy as np
 
 from zsbir_jax import inference
 from zsbir_jax import knowledge

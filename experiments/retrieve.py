@@ -8,7 +8,6 @@ checkpoint and input preprocessing; --workdir points to the run if it has moved)
 gallery is ranked by cosine similarity, best first; equal scores keep gallery order. Prints
 each query's top-k photo paths with scores and classes; --json_output also writes them as JSON.
 """
-import dataclasses
 import json
 import os
 
@@ -31,35 +30,6 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Global embedding batch size
 _JSON_OUTPUT = flags.DEFINE_string("json_output", None, "Also write the results here (JSON).")
 
 
-def retrieve(query_paths: list[str], gallery: embeddings.EmbeddingSet, top_k: int, domain: int,
-             batch_size: int, workdir: str | None = None) -> list[dict]:
-  """Embeds `query_paths` with the gallery's model; returns per query its top_k photos.
-
-  Each result: {"query": path, "results": [{"rank", "path", "score" (cosine similarity),
-  "label", "class"}, ...]}.
-  """
-  for path in query_paths:
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"no query image {path}")
-  identity = gallery.model
-  embedder = embeddings.load_embedder(workdir or identity.workdir, identity.which,
-                                      identity.image_size)
-  if (embedder.identity.step, embedder.identity.spec) != (identity.step, identity.spec):
-    raise ValueError(f"the gallery was embedded by step {identity.step} of {identity.workdir}, "
-                     f"but {embedder.identity.workdir} has step {embedder.identity.step} "
-                     f"({identity.which}) or another model; re-embed the gallery")
-  # Prepare the queries exactly as the gallery was.
-  embedder = dataclasses.replace(embedder, identity=identity)
-  records = [lists.Record(os.path.abspath(p), -1, domain) for p in query_paths]
-  z = embeddings.extract(embedder, records, batch_size)
-  top, scores = embeddings.nearest(z, gallery.embeddings, top_k)
-  return [{"query": path, "results": [
-      {"rank": rank + 1, "path": gallery.paths[j], "score": float(score),
-       "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
-      for rank, (j, score) in enumerate(zip(row, row_scores))]}
-          for path, row, row_scores in zip(query_paths, top, scores)]
-
-
 def format_results(results: list[dict]) -> str:
   """One block per query: rank, score, class and path of each retrieved photo."""
   lines = []
@@ -78,7 +48,8 @@ def main(argv):
   if not np.all(gallery.labels >= 0):
     raise ValueError(f"{_GALLERY.value} has unlabelled items; expected a gallery")
   domain = lists.SKETCH if _DOMAIN.value == "sketch" else lists.PHOTO
-  results = retrieve(argv[1:], gallery, _TOP_K.value, domain, _BATCH_SIZE.value, _WORKDIR.value)
+  results = embeddings.search(argv[1:], gallery, _TOP_K.value, domain, _BATCH_SIZE.value,
+                              _WORKDIR.value)
   print(format_results(results))
   if _JSON_OUTPUT.value:
     with open(_JSON_OUTPUT.value, "w") as f:

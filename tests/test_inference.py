@@ -1,5 +1,4 @@
 """predict: every item exactly once, in order, through padded batches sharded over 8 devices."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

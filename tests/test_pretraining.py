@@ -57,7 +57,7 @@ def test_sharded_step_matches_unsharded_reference():
   rng = np.random.default_rng(0)
   batch = {"image": rng.standard_normal((16, 32, 32, 3), np.float32),
            "label": rng.integers(0, 4, 16).astype(np.int32)}
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  variables = pretraining.init_variables(model, seed=0, image_size=32)
   optimizer = optax.sgd(0.1)
   state = jax.tree.map(jnp.array, {"params": variables["params"],
                                    "batch_stats": variables["batch_stats"],

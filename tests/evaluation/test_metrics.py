@@ -118,7 +118,7 @@ def test_at_k_uses_min_k_npos_and_first_k():
   # precisions 1, 2/3 at the relevant ranks 1 and 3 -> (1 + 2/3) / 3.
   ranks = np.array([[1, 3, 4, 6]])
   specs = [metrics.parse_metric(m) for m in ("map@3", "p@3", "map@all", "p@10")]
-  values = metrics.metrics_from_ranks(ranks, 6, specs)
+  values, _ = metrics.metrics_from_ranks(ranks, 6, specs, pr_points=2)
   assert values["map@3"][0] == pytest.approx((1 + 2 / 3) / 3)
   assert values["p@3"][0] == pytest.approx(2 / 3)
   assert values["map@all"][0] == pytest.approx((1 + 3 / 4 + 3 / 4 + 4 / 6) / 4)

@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import torch
 import torchvision
-import jax
 
 from zsbir_jax.models import pretrained
 

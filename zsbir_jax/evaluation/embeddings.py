@@ -88,21 +88,30 @@ def load_embedder(workdir: str, which: str = "best", image_size: int | None = No
 
 def extract(embedder: Embedder, records: Sequence[lists.Record], batch_size: int, *,
             mesh: jax.sharding.Mesh | None = None, workers: int = 0) -> np.ndarray:
+  """(N, D) float32 L2-normalised embeddings of `records` by a restored model (`embed_records`)."""
+  return embed_records(embedder.model, embedder.variables, records,
+                       embedder.identity.input_config(), batch_size, mesh=mesh, workers=workers)
+
+
+def embed_records(model: retrieval.RetrievalModel, variables: Any,
+                  records: Sequence[lists.Record], input_config: augment.AugmentConfig,
+                  batch_size: int, *, mesh: jax.sharding.Mesh | None = None,
+                  workers: int = 0) -> np.ndarray:
   """(N, D) float32 L2-normalised embeddings of `records`, row i of records[i].
 
   Images are preprocessed per their domain as in evaluation (no augmentation) and embedded in
   global batches of `batch_size` split over the mesh's devices (default: all); the last batch
-  is padded and its padding dropped.
+  is padded and its padding dropped. `variables` may be host arrays or global jax.Arrays.
   """
   mesh = sharding.make_mesh() if mesh is None else mesh
   if batch_size % mesh.size:
     raise ValueError(f"batch size {batch_size} is not a multiple of the {mesh.size} devices")
   items = source.RecordSource(records)
-  dataset = pipeline.eval_dataset(items, batch_size, embedder.identity.input_config(),
+  dataset = pipeline.eval_dataset(items, batch_size, input_config,
                                   process_index=jax.process_index(),
                                   process_count=jax.process_count())
-  variables = jax.device_put(embedder.variables, sharding.replicated(mesh))
-  z = inference.predict(lambda x: retrieval.embed(embedder.model, variables, x),
+  variables = jax.device_put(variables, sharding.replicated(mesh))
+  z = inference.predict(lambda x: retrieval.embed(model, variables, x),
                         pipeline.make_iterator(dataset, num_workers=workers), mesh, len(items))
   return z.astype(np.float32)
 
@@ -201,3 +210,33 @@ def nearest(query: np.ndarray, gallery: np.ndarray, k: int,
   if not indices:
     return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
   return np.concatenate(indices).astype(np.int64), np.concatenate(scores)
+
+
+def search(query_paths: list[str], gallery: EmbeddingSet, top_k: int, domain: int,
+           batch_size: int, workdir: str | None = None) -> list[dict]:
+  """Embeds image files with the gallery's model; returns per query its top_k gallery items.
+
+  The gallery's training run (`workdir` if it has moved) must still hold the checkpoint that
+  embedded the gallery; the queries are prepared exactly as the gallery was.
+
+  Each result: {"query": path, "results": [{"rank", "path", "score" (cosine similarity),
+  "label", "class"}, ...]}.
+  """
+  for path in query_paths:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"no query image {path}")
+  identity = gallery.model
+  embedder = load_embedder(workdir or identity.workdir, identity.which, identity.image_size)
+  if (embedder.identity.step, embedder.identity.spec) != (identity.step, identity.spec):
+    raise ValueError(f"the gallery was embedded by step {identity.step} of {identity.workdir}, "
+                     f"but {embedder.identity.workdir} has step {embedder.identity.step} "
+                     f"({identity.which}) or another model; re-embed the gallery")
+  embedder = dataclasses.replace(embedder, identity=identity)
+  records = [lists.Record(os.path.abspath(p), -1, domain) for p in query_paths]
+  z = extract(embedder, records, batch_size)
+  top, scores = nearest(z, gallery.embeddings, top_k)
+  return [{"query": path, "results": [
+      {"rank": rank + 1, "path": gallery.paths[j], "score": float(score),
+       "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
+      for rank, (j, score) in enumerate(zip(row, row_scores))]}
+          for path, row, row_scores in zip(query_paths, top, scores)]

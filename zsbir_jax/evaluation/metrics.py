@@ -92,56 +92,41 @@ def _reverse_cummax(x: np.ndarray) -> np.ndarray:
   return np.maximum.accumulate(x[..., ::-1], axis=-1)[..., ::-1]
 
 
-def metrics_from_ranks(ranks: np.ndarray, n_gallery: int,
-                       specs: Sequence[MetricSpec]) -> dict[str, np.ndarray]:
-  """Per-query metrics from the ranks of the relevant items.
+def metrics_from_ranks(ranks: np.ndarray, n_gallery: int, specs: Sequence[MetricSpec],
+                       pr_points: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Per-query metrics and interpolated precision-recall points from the relevant items' ranks.
 
   Args:
     ranks: (B, n_pos) int, 1-based ranks of each query's relevant items, ascending along a row;
       n_pos >= 1.
     n_gallery: gallery size.
     specs: the metrics to compute.
+    pr_points: P >= 2 recall levels j / (P - 1), j = 0..P-1.
 
   Returns:
-    name -> (B,) float64.
+    name -> (B,) float64, and (B, P) interpolated precision (the largest precision at any rank
+    whose recall reaches the level) at each level.
   """
   n_pos = ranks.shape[1]
   precision = np.arange(1, n_pos + 1, dtype=np.float64) / ranks
+  interpolated = _reverse_cummax(precision)
   out = {}
   for spec in specs:
     # Ranks ascend, so the relevant items within the first K ranks are among the first K.
     top = ranks[:, :spec.k]
     if spec.kind == "p":
       out[spec.name] = (top <= spec.k).sum(axis=1) / min(spec.k, n_gallery)
-      continue
-    if spec.k is None:
-      prec, denominator = precision, n_pos
+    elif spec.k is None:
+      out[spec.name] = (interpolated if spec.kind == "map" else precision).sum(axis=1) / n_pos
     else:
       prec = np.where(top <= spec.k, precision[:, :spec.k], 0.0)
-      denominator = min(spec.k, n_pos)
-    if spec.kind == "map":
-      prec = _reverse_cummax(prec)
-    out[spec.name] = prec.sum(axis=1) / denominator
-  return out
-
-
-def recall_levels(n_points: int) -> np.ndarray:
-  """(n_points,) equally spaced recall levels 0, ..., 1 of the precision-recall curve."""
-  return np.linspace(0.0, 1.0, n_points)
-
-
-def interpolated_pr(ranks: np.ndarray, n_points: int) -> np.ndarray:
-  """(B, n_points) interpolated precision (largest precision at recall >= level) at each level.
-
-  `ranks` as in `metrics_from_ranks`. Level j is j / (n_points - 1); the first relevant item
-  reaching it is the ceil(j n_pos / (n_points - 1))-th, computed in integers (level 0 -> the
-  first).
-  """
-  n_pos = ranks.shape[1]
-  interp = _reverse_cummax(np.arange(1, n_pos + 1, dtype=np.float64) / ranks)
-  j = np.arange(n_points)
-  first = np.maximum(-(-j * n_pos // (n_points - 1)), 1) - 1
-  return interp[:, first]
+      if spec.kind == "map":
+        prec = _reverse_cummax(prec)
+      out[spec.name] = prec.sum(axis=1) / min(spec.k, n_pos)
+  # Level j is first reached at the ceil(j n_pos / (P - 1))-th relevant item (the first, j = 0).
+  j = np.arange(pr_points)
+  first = np.maximum(-(-j * n_pos // (pr_points - 1)), 1) - 1
+  return out, interpolated[:, first]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,20 +295,24 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
     g_pm = hashing.to_signs(gallery_emb)
 
   buffers = threading.local()
+  # Rows sorted and scanned together: about 1 MiB of distances, so that they stay in cache.
+  chunk = max(1, 2**20 // (4 * n_gallery))
 
   def block(label: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     relevant = gallery_labels == label
     if distance == "euclidean":
       if not hasattr(buffers, "distances"):
         buffers.distances = np.empty((block_size, n_gallery), np.float32)
-        buffers.keys = np.empty(block_size * n_gallery + 1, np.float32)
-        buffers.flags = np.empty((block_size, n_gallery), bool)
+        buffers.keys = np.empty(chunk * n_gallery + 1, np.float32)
+        buffers.flags = np.empty((chunk, n_gallery), bool)
       distances = np.matmul(q_aug[rows], g_aug, out=buffers.distances[:len(rows)])
-      ranks = _flagged_ranks(distances, relevant, buffers.keys, buffers.flags)
+      ranks = np.concatenate([
+          _flagged_ranks(distances[i:i + chunk], relevant, buffers.keys, buffers.flags)
+          for i in range(0, len(rows), chunk)])
     else:
       ranks = _stable_ranks(hashing.hamming_from_signs(q_pm[rows], g_pm), relevant,
                             int(relevant.sum()))
-    return rows, interpolated_pr(ranks, pr_points), metrics_from_ranks(ranks, n_gallery, specs)
+    return rows, *metrics_from_ranks(ranks, n_gallery, specs, pr_points)
 
   per_query = {s.name: np.full(n_query, np.nan) for s in specs}
   pr_sum = np.zeros(pr_points)
@@ -341,7 +330,7 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
       for i in range(0, len(members), block_size):
         jobs.append(pool.submit(block, label, members[i:i + block_size]))
     for job in jobs:
-      rows, pr, values = job.result()
+      rows, values, pr = job.result()
       pr_sum += pr.sum(axis=0)
       for name, v in values.items():
         per_query[name][rows] = v
@@ -366,7 +355,7 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
       per_class=per_class,
       classes=classes,
       per_query=per_query,
-      pr_recall=recall_levels(pr_points),
+      pr_recall=np.linspace(0.0, 1.0, pr_points),
       pr_precision=pr_sum / n_included if n_included else np.full(pr_points, np.nan),
       n_queries=n_query,
       n_gallery=n_gallery,

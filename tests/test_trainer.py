@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import train
 from experiments.configs import synthetic as synthetic_config
 from zsbir_jax import checkpoint
+from zsbir_jax import trainer
 from zsbir_jax.models import pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,14 +84,19 @@ def final_variables(workdir):
 
 
 def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
-  state = train.train_and_evaluate(make_config("full", overrides(inputs)), str(tmp_path))
+  state = trainer.train_and_evaluate(
+      make_config("full", overrides(inputs, **{"train.retrieval_every_epochs": 3})),
+      str(tmp_path))
   assert int(state.step) == 12  # 3 epochs x 4 steps
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = [l["step"] for l in lines if "loss" in l]
   assert steps == list(range(1, 13))
+  last_step = [l for l in lines if l["step"] == 12 and "loss" in l][0]
   assert {"loss_cls", "loss_quad", "loss_skp", "loss_kd", "loss_da", "learning_rate",
-          "images_per_second"} <= set(lines[-1]) or any("val_accuracy" in l for l in lines)
+          "images_per_second", "accuracy", "grad_norm"} <= set(last_step)
   assert sum("val_accuracy" in l for l in lines) == 3
+  unseen = [l for l in lines if "unseen_map_all" in l]
+  assert [l["step"] for l in unseen] == [12] and 0 < unseen[0]["unseen_map_all"] <= 1
   assert os.listdir(tmp_path / "tensorboard")[0].startswith("events.out.tfevents")
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "12", "8"]
   assert len(os.listdir(tmp_path / "best")) == 1
@@ -104,8 +109,8 @@ def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
 
 def test_config_errors_come_before_any_compute(inputs, tmp_path):
   def error(recipe, **extra):
-    with pytest.raises(train.ConfigError) as e:
-      train.prepare(make_config(recipe, overrides(inputs, **extra)), str(tmp_path))
+    with pytest.raises(trainer.ConfigError) as e:
+      trainer.prepare(make_config(recipe, overrides(inputs, **extra)), str(tmp_path))
     return str(e.value)
 
   assert "is not divisible by the 8 devices" in error("full", **{
@@ -123,13 +128,13 @@ def test_config_errors_come_before_any_compute(inputs, tmp_path):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(inputs, tmp_path):
-  train.train_and_evaluate(make_config("full", overrides(inputs, **{"optim.epochs": 1})),
+  trainer.train_and_evaluate(make_config("full", overrides(inputs, **{"optim.epochs": 1})),
                            str(tmp_path))
   before, step = final_variables(tmp_path)
   assert step == 4
   with pytest.raises(FloatingPointError, match=r"non-finite loss at step 5: \{'loss': nan, "
                      r"'loss_quad': nan\}"):
-    train.train_and_evaluate(make_config("full", overrides(inputs, **{"loss.quad.margin": float(
+    trainer.train_and_evaluate(make_config("full", overrides(inputs, **{"loss.quad.margin": float(
         "nan"), "optim.epochs": 2})), str(tmp_path))
   after, step = final_variables(tmp_path)
   assert step == 4
@@ -221,3 +226,22 @@ def test_two_processes_train_like_one(inputs, tmp_path):
   def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   jax.tree.map(close, two_vars, one_vars)
+
+
+def test_full_recipe_learns_on_a_tiny_synthetic_set(inputs, tmp_path):
+  """A few hundred steps drive the loss down and raise seen-class accuracy (train and val)."""
+  values = overrides(inputs, **{"optim.epochs": 60, "optim.schedule": "constant",
+                                "train.eval_every_epochs": 30, "train.checkpoint_every": 1000,
+                                "data.check": False})
+  trainer.train_and_evaluate(make_config("full", values), str(tmp_path))
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  steps = [l for l in lines if "loss" in l]
+  assert len(steps) == 240
+  first, last = steps[:20], steps[-20:]
+  mean = lambda rows, key: float(np.mean([r[key] for r in rows]))
+  # Measured here: loss 3.06 -> 1.80, cls 1.92 -> 1.26, batch accuracy 0.25 -> 0.61, val 0.83.
+  assert mean(last, "loss") < 0.75 * mean(first, "loss")
+  assert mean(last, "loss_cls") < 0.8 * mean(first, "loss_cls")
+  assert mean(last, "accuracy") > mean(first, "accuracy") + 0.2
+  val = [l["val_accuracy"] for l in lines if "val_accuracy" in l]
+  assert val[-1] > 0.4  # 12 held-out sketches of 6 classes: chance is 1/6
