@@ -11,14 +11,8 @@ from absl import flags
 from absl import logging
 import jax
 
-from zsbir_jax import inference
 from zsbir_jax import knowledge
-from zsbir_jax import sharding
-from zsbir_jax.data import augment
 from zsbir_jax.data import lists
-from zsbir_jax.data import pipeline
-from zsbir_jax.data import source
-from zsbir_jax.models import pretrained
 
 _ROOT = flags.DEFINE_string("root", None, "Dataset root (holding e.g. Sketchy/).", required=True)
 _SPLIT = flags.DEFINE_enum("split", None, sorted(lists.SPLITS), "Zero-shot split.", required=True)
@@ -31,35 +25,11 @@ _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature T.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Data-loading worker processes.")
 
 
-def prepare(root: str, split: str, backbone_dir: str, image_size: int, batch_size: int,
-            temperature: float, workers: int = 0) -> knowledge.KnowledgeTable:
-  """Runs the teacher over the split's training photos; returns the class-wise table."""
-  data = lists.load_split(root, split)
-  photos = [r for r in data.train if r.domain == lists.PHOTO]
-  variables, spec = pretrained.load(backbone_dir)
-  if not spec.num_classes:
-    raise ValueError(f"backbone {backbone_dir} has no classifier (num_classes=0) to teach with")
-  model = spec.model()
-  photo_source = source.RecordSource(photos)
-  mesh = sharding.make_mesh()
-  dataset = pipeline.eval_dataset(photo_source, batch_size, augment.AugmentConfig(size=image_size),
-                                  process_index=jax.process_index(),
-                                  process_count=jax.process_count())
-  variables = jax.device_put(variables, sharding.replicated(mesh))
-  logits = inference.predict(lambda x: model.apply(variables, x, with_logits=True)[1],
-                             pipeline.make_iterator(dataset, num_workers=workers), mesh,
-                             len(photo_source))
-  targets = knowledge.class_targets(logits, photo_source.labels, len(data.seen_classes),
-                                    temperature)
-  return knowledge.KnowledgeTable(targets=targets, class_names=tuple(data.seen_classes),
-                                  teacher=spec.source, temperature=temperature)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  table = prepare(_ROOT.value, _SPLIT.value, _BACKBONE.value, _IMAGE_SIZE.value,
-                  _BATCH_SIZE.value, _TEMPERATURE.value, _WORKERS.value)
+  table = knowledge.prepare(_ROOT.value, _SPLIT.value, _BACKBONE.value, _IMAGE_SIZE.value,
+                            _BATCH_SIZE.value, _TEMPERATURE.value, _WORKERS.value)
   if jax.process_index() == 0:
     knowledge.save(_OUTPUT.value, table)
   logging.info("wrote %s: %d classes x %d teacher classes", _OUTPUT.value, *table.targets.shape)

@@ -20,7 +20,7 @@ from zsbir_jax import checkpoint
 from zsbir_jax import trainer
 from zsbir_jax.models import pretrained
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module", autouse=True)

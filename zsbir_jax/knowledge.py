@@ -2,12 +2,22 @@
 
 t_c = mean over the training photos x of class c of softmax(teacher_logits(x) / T), a C x K
 table (K = 1000 for an ImageNet teacher) written to disk with the class names, the teacher's
-identity and T. Training reads it and refuses a table made for other classes.
+identity and T. `prepare` runs the pretrained teacher over a split's training photos (eval mode,
+no augmentation); training reads the table and refuses one made for other classes.
 """
 import dataclasses
 import json
 
+import jax
 import numpy as np
+
+from zsbir_jax import inference
+from zsbir_jax import sharding
+from zsbir_jax.data import augment
+from zsbir_jax.data import lists
+from zsbir_jax.data import pipeline
+from zsbir_jax.data import source
+from zsbir_jax.models import pretrained
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,3 +69,26 @@ def load(path: str, class_names: list[str] | tuple[str, ...] | None = None) -> K
     raise ValueError(f"knowledge table {path} was made for other classes than the split's "
                      f"({len(table.class_names)} vs {len(class_names)} classes; {detail})")
   return table
+
+
+def prepare(root: str, split: str, backbone_dir: str, image_size: int, batch_size: int,
+            temperature: float, workers: int = 0) -> KnowledgeTable:
+  """Runs the teacher over the split's training photos; returns the class-wise table."""
+  data = lists.load_split(root, split)
+  photos = [r for r in data.train if r.domain == lists.PHOTO]
+  variables, spec = pretrained.load(backbone_dir)
+  if not spec.num_classes:
+    raise ValueError(f"backbone {backbone_dir} has no classifier (num_classes=0) to teach with")
+  model = spec.model()
+  photo_source = source.RecordSource(photos)
+  mesh = sharding.make_mesh()
+  dataset = pipeline.eval_dataset(photo_source, batch_size, augment.AugmentConfig(size=image_size),
+                                  process_index=jax.process_index(),
+                                  process_count=jax.process_count())
+  variables = jax.device_put(variables, sharding.replicated(mesh))
+  logits = inference.predict(lambda x: model.apply(variables, x, with_logits=True)[1],
+                             pipeline.make_iterator(dataset, num_workers=workers), mesh,
+                             len(photo_source))
+  targets = class_targets(logits, photo_source.labels, len(data.seen_classes), temperature)
+  return KnowledgeTable(targets=targets, class_names=tuple(data.seen_classes),
+                        teacher=spec.source, temperature=temperature)

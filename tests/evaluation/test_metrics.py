@@ -219,6 +219,27 @@ def test_hamming_heavy_ties_ordered_by_gallery_index(block_size):
   assert flipped.metrics["map@all"] != pytest.approx(result.metrics["map@all"], abs=1e-6)
 
 
+@pytest.mark.parametrize("distance", ["euclidean", "hamming"])
+def test_large_gallery_rows_in_several_chunks(distance):
+  # 70,000 items: rows are sorted ~3 at a time (1 MiB of float32), so class runs span chunks.
+  rng = np.random.default_rng(11)
+  if distance == "euclidean":  # Exact in float32; ties are frequent and ordered by index.
+    q = rng.integers(-500, 501, (12, 8)).astype(np.float32)
+    g = rng.integers(-500, 501, (70_000, 8)).astype(np.float32)
+    d = euclidean(q, g)
+  else:
+    q = rng.integers(0, 2, (12, 8), dtype=np.uint8)
+    g = rng.integers(0, 2, (70_000, 8), dtype=np.uint8)
+    d = (q[:, None, :] != g[None]).sum(-1)
+  ql, gl = rng.integers(0, 3, 12), rng.integers(0, 3, 70_000)
+  names = ("map@all", "map@50", "p@100")
+  result = metrics.evaluate(q, ql, g, gl, metrics=names, distance=distance, block_size=5)
+  expected = reference(d, ql, gl, names)
+  for name in names:
+    np.testing.assert_allclose(result.per_query[name], expected[name], atol=1e-9,
+                               err_msg=name)
+
+
 def test_interpolated_pr_curve():
   q, ql, g, gl, d = integer_data(8, 50, 250, 5)
   result = metrics.evaluate(q, ql, g, gl, metrics=("map@all",), pr_points=11)

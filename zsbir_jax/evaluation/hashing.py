@@ -73,7 +73,9 @@ def hamming_from_signs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   uint8 for n_bits < 256, else uint16: both are radix-sorted in linear time by a stable argsort.
   """
   n_bits = a.shape[1]
-  distances = (n_bits - a @ b.T) * 0.5
+  distances = a @ b.T
+  np.subtract(n_bits, distances, out=distances)
+  distances *= 0.5
   return distances.astype(np.uint8 if n_bits < 256 else np.uint16)
 
 

@@ -24,26 +24,29 @@ only finds the ranks of the relevant items and never sorts indices:
   is the Euclidean one for any embeddings and the cosine one for L2-normalised embeddings. It is
   one float32 matrix product (the query is augmented with a 1, the gallery with the centred
   half-norms, which are ~0 for unit vectors and so cost no resolution), and distances are
-  compared as float32: items whose float64 distances differ by less than about 1e-7 may be
-  ordered differently than by SAKE's float64 `cdist`, or tie; AP moves in the last digits.
+  compared as float32: items whose distances differ by less than the product's rounding
+  (~1e-6 relative at D = 512) may be ordered differently than by SAKE's float64 `cdist`, or
+  tie; on random Sketchy-size data AP moves by < 2e-6.
   `hamming`: the number of differing bits of {0, 1} codes (`hashing.py`), exact.
 * Ties: equal distances are ordered by gallery index (a stable sort). SAKE's code uses an
   unstable sort, whose tie order is arbitrary. Ties only matter between a relevant and an
   irrelevant item; they happen constantly with binary codes, and with float32 distances a
-  QuickDraw-size row has one or two.
-* Queries are grouped by class, so that a block of queries shares one relevant set. For
-  real-valued distances each row is sorted once by value (numpy's vectorised float32 sort; no
+  QuickDraw-size row of random unit vectors has one or two.
+* Real-valued distances: each row is sorted once by value (numpy's vectorised float32 sort; no
   index sort), with the last mantissa bit of every key replaced by the item's relevance, so the
   ranks of the relevant items are the places of the set bits. Only items within one unit in the
   last place of each other can come out misordered by that; where such a "group" mixes relevant
-  and irrelevant items (about one per row at QuickDraw size), its items are re-ordered exactly
-  by (distance, gallery index) from the unsorted distances. So the ranking is that of the full
-  float32 distances. Hamming distances are small integers with ties everywhere: each row is
-  stable-argsorted directly (a linear-time radix sort for 8- and 16-bit keys).
-* Blocks of `block_size` queries run on `num_threads` threads (numpy releases the GIL in the
-  matrix product and the sorts), each with a single-threaded BLAS (set process-wide while
-  `evaluate` runs); memory is O(num_threads x block_size x gallery), never the full
-  query x gallery matrix.
+  and irrelevant items (for random unit vectors 0.3 per row at Sketchy size, 2.5 at QuickDraw
+  size), its items are re-ordered exactly by (distance, gallery index) from the unsorted
+  distances. So the ranking is exactly that of the float32 distances, ties by index. Hamming
+  distances are small integers with ties everywhere: each row is stable-argsorted (a
+  linear-time radix sort for 8- and 16-bit keys).
+* Work: queries are sorted by class; each block of `block_size` queries is one matrix product
+  against the gallery (which BLAS packs once per product), whose rows are then ranked in
+  chunks of about 1 MiB (kept in cache), one class at a time. Blocks run on `num_threads`
+  threads (numpy releases the GIL in the product and the sorts), each with a single-threaded
+  BLAS, set process-wide while `evaluate` runs. Memory is O(num_threads x block_size x
+  gallery), never the full query x gallery matrix.
 
 Averaging: `metrics` are means over queries (the standard); `class_balanced` are means of
 per-class means (DSN's), equal to the former when classes have equal query counts. A query whose
@@ -177,14 +180,14 @@ class Evaluation:
     }
 
 
-def _stable_ranks(distances: np.ndarray, relevant: np.ndarray, n_pos: int) -> np.ndarray:
+def _stable_ranks(distances: np.ndarray, relevant: np.ndarray) -> np.ndarray:
   """(B, n_pos) ranks of the relevant items under a stable sort of (B, G) `distances`.
 
   `relevant`: (G,) bool, in the gallery order of the columns of `distances`.
   """
   b, g = distances.shape
   at = relevant[np.argsort(distances, axis=1, kind="stable")].reshape(-1).nonzero()[0]
-  return at.reshape(b, n_pos) - (np.arange(b) * g - 1)[:, None]
+  return at.reshape(b, -1) - (np.arange(b) * g - 1)[:, None]
 
 
 def _flagged_ranks(distances: np.ndarray, relevant: np.ndarray, keys: np.ndarray,
@@ -236,7 +239,7 @@ def _flagged_ranks(distances: np.ndarray, relevant: np.ndarray, keys: np.ndarray
 
 def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.ndarray,
              gallery_labels: np.ndarray, *, metrics: Sequence[str] = DEFAULT_METRICS,
-             distance: str = "euclidean", block_size: int = 256, num_threads: int = 2,
+             distance: str = "euclidean", block_size: int = 1024, num_threads: int = 2,
              pr_points: int = 11) -> Evaluation:
   """Every query against the whole gallery, all requested metrics in one blocked pass.
 
@@ -247,8 +250,8 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
     gallery_labels: (G,) int class labels.
     metrics: metric names (module docstring).
     distance: `euclidean` or `hamming`.
-    block_size: queries per block; peak memory is about num_threads x block_size x G x 9
-      bytes (euclidean) on top of the inputs.
+    block_size: queries per block (one matrix product): peak memory is about num_threads x
+      block_size x G x 4 bytes (5 for hamming) on top of the inputs.
     num_threads: worker threads.
     pr_points: recall levels of the mean interpolated precision-recall curve (>= 2).
 
@@ -295,47 +298,54 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
     g_pm = hashing.to_signs(gallery_emb)
 
   buffers = threading.local()
-  # Rows sorted and scanned together: about 1 MiB of distances, so that they stay in cache.
+  # Rows ranked together: about 1 MiB of float32 distances, so that they stay in cache.
   chunk = max(1, 2**20 // (4 * n_gallery))
 
-  def block(label: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    relevant = gallery_labels == label
+  def block(rows: np.ndarray) -> list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+    """Metrics and PR points of label-sorted query `rows`, per run of one class."""
     if distance == "euclidean":
       if not hasattr(buffers, "distances"):
         buffers.distances = np.empty((block_size, n_gallery), np.float32)
         buffers.keys = np.empty(chunk * n_gallery + 1, np.float32)
         buffers.flags = np.empty((chunk, n_gallery), bool)
       distances = np.matmul(q_aug[rows], g_aug, out=buffers.distances[:len(rows)])
-      ranks = np.concatenate([
-          _flagged_ranks(distances[i:i + chunk], relevant, buffers.keys, buffers.flags)
-          for i in range(0, len(rows), chunk)])
     else:
-      ranks = _stable_ranks(hashing.hamming_from_signs(q_pm[rows], g_pm), relevant,
-                            int(relevant.sum()))
-    return rows, *metrics_from_ranks(ranks, n_gallery, specs, pr_points)
+      distances = hashing.hamming_from_signs(q_pm[rows], g_pm)
+    labels = query_labels[rows]
+    runs = np.flatnonzero(np.diff(labels)) + 1
+    out = []
+    for start, stop in zip([0, *runs.tolist()], [*runs.tolist(), len(rows)]):
+      relevant = gallery_labels == labels[start]
+      if distance == "euclidean":
+        ranks = np.concatenate([
+            _flagged_ranks(distances[i:min(i + chunk, stop)], relevant, buffers.keys,
+                           buffers.flags)
+            for i in range(start, stop, chunk)])
+      else:
+        ranks = np.concatenate([_stable_ranks(distances[i:min(i + chunk, stop)], relevant)
+                                for i in range(start, stop, chunk)])
+      out.append((rows[start:stop], *metrics_from_ranks(ranks, n_gallery, specs, pr_points)))
+    return out
 
   per_query = {s.name: np.full(n_query, np.nan) for s in specs}
   pr_sum = np.zeros(pr_points)
   classes = np.unique(query_labels)
-  gallery_classes = set(np.unique(gallery_labels).tolist())
-  jobs = []
+  included = np.isin(query_labels, gallery_labels)
+  # Blocks of label-sorted queries: one big matrix product (the gallery is packed once per
+  # product), then rows of one class at a time.
+  order = np.flatnonzero(included)[np.argsort(query_labels[included], kind="stable")]
   # One BLAS thread per worker: BLAS threads on top of the workers oversubscribe the cores, and
   # OpenBLAS's spin-waiting threads then slow everything down two- to threefold.
   with (threadpoolctl.threadpool_limits(1, user_api="blas"),
         concurrent.futures.ThreadPoolExecutor(num_threads) as pool):
-    for label in classes.tolist():
-      if label not in gallery_classes:
-        continue
-      members = np.flatnonzero(query_labels == label)
-      for i in range(0, len(members), block_size):
-        jobs.append(pool.submit(block, label, members[i:i + block_size]))
+    jobs = [pool.submit(block, order[i:i + block_size])
+            for i in range(0, len(order), block_size)]
     for job in jobs:
-      rows, values, pr = job.result()
-      pr_sum += pr.sum(axis=0)
-      for name, v in values.items():
-        per_query[name][rows] = v
+      for rows, values, pr in job.result():
+        pr_sum += pr.sum(axis=0)
+        for name, v in values.items():
+          per_query[name][rows] = v
 
-  included = np.isin(query_labels, list(gallery_classes))
   n_included = int(included.sum())
   class_of = np.searchsorted(classes, query_labels)
   counts = np.bincount(class_of[included], minlength=len(classes))

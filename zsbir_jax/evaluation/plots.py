@@ -4,6 +4,7 @@ Uses matplotlib's object API with the Agg renderer (`Figure.savefig` to PNG), ne
 it needs no display and leaves the global backend alone. Pixel sizes are figure inches x `dpi`.
 """
 from collections.abc import Mapping, Sequence
+import json
 import os
 
 from matplotlib.figure import Figure
@@ -131,5 +132,32 @@ def per_class_ap(class_names: Sequence[str], ap: np.ndarray, path: str | os.Path
   ax.set_xlabel("AP")
   ax.set_title(title)
   ax.grid(axis="x", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, format="png")
+
+
+def training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLike, *,
+                    dpi: int = 100) -> None:
+  """Loss terms and accuracies over steps from a run's `metrics.jsonl` (trainer's writer)."""
+  rows = [json.loads(line) for line in open(metrics_jsonl) if line.strip()]
+  series: dict[str, list[tuple[int, float]]] = {}
+  for row in rows:
+    for name, value in row.items():
+      if name.startswith("loss") or name in ("accuracy", "val_accuracy", "unseen_map_all"):
+        series.setdefault(name, []).append((row["step"], value))
+  fig = Figure(figsize=(10, 4), dpi=dpi)
+  losses, scores = fig.subplots(1, 2)
+  for name, points in sorted(series.items()):
+    steps, values = zip(*points)
+    ax = losses if name.startswith("loss") else scores
+    ax.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3,
+            label=name, linewidth=2 if name == "loss" else 1)
+  losses.set_title("training losses")
+  scores.set_title("accuracy (batch, held-out seen sketches)")
+  scores.set_ylim(0, 1.02)
+  for ax in (losses, scores):
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, format="png")
