@@ -27,8 +27,9 @@ def rel(a, b) -> float:
   return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def torch_model(depth: int) -> torch.nn.Module:
-  torch.manual_seed(0)
+def random_torchvision(depth: int, seed: int = 0) -> torch.nn.Module:
+  """A random-init torchvision ResNet-18/50 whose BatchNorms are not the identity."""
+  torch.manual_seed(seed)
   model = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[depth]()
   with torch.no_grad():
     for m in model.modules():
@@ -70,7 +71,7 @@ def main(argv):
   print("| model | check | relative error |")
   print("|---|---|---|")
   for depth in (18, 50):
-    model = torch_model(depth)
+    model = random_torchvision(depth)
     flax_model = resnet.ResNet(depth=depth)
     template = jax.eval_shape(lambda m=flax_model: m.init(jax.random.key(0),
                                                           jnp.zeros((1, 32, 32, 3))))

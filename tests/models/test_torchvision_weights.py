@@ -6,29 +6,12 @@ import torchvision
 import jax
 import jax.numpy as jnp
 
+from experiments.benchmarks import torchvision_parity
 from zsbir_jax.models import resnet
 from zsbir_jax.models import torchvision_weights
 
-TORCHVISION = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}
-
-
-def rel_err(a, b) -> float:
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def random_torchvision(depth: int, seed: int = 0) -> torch.nn.Module:
-  """A random-init torchvision ResNet whose BatchNorms are not the identity."""
-  torch.manual_seed(seed)
-  model = TORCHVISION[depth]()
-  with torch.no_grad():
-    for m in model.modules():
-      if isinstance(m, torch.nn.BatchNorm2d):
-        m.weight.uniform_(0.5, 1.5)
-        m.bias.uniform_(-0.2, 0.2)
-        m.running_mean.uniform_(-0.2, 0.2)
-        m.running_var.uniform_(0.5, 1.5)
-  return model
+rel_err = torchvision_parity.rel  # ||a - b|| / ||b||
+random_torchvision = torchvision_parity.random_torchvision
 
 
 def converted(model: torch.nn.Module, depth: int):
