@@ -34,9 +34,9 @@ _WIDTH = flags.DEFINE_float("width", 0.25, "Channel multiplier (1.0 is torchvisi
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input side in pixels.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch size.")
 _EPOCHS = flags.DEFINE_integer("epochs", 10, "Training epochs (passes over the photos).")
-_OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw", "sgd"],
-                               "optim.name of zsbir_jax.optim.")
-_LR = flags.DEFINE_float("lr", 2e-3, "Peak learning rate (cosine decay to 0).")
+_OPTIMIZER = flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam", "adamw"],
+                               "optim.name of zsbir_jax.optim (SGD: Nesterov momentum 0.9).")
+_LR = flags.DEFINE_float("lr", 0.2, "Peak learning rate (cosine decay to 0).")
 _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 5e-4, "Weight decay.")
 _WARMUP_EPOCHS = flags.DEFINE_float("warmup_epochs", 1.0, "Linear warm-up length in epochs.")
 _SEED = flags.DEFINE_integer("seed", 0, "Initialisation, shuffling and augmentation seed.")
@@ -48,7 +48,8 @@ def make_config() -> pretraining.PretrainConfig:
   """The pretraining run the flags describe."""
   optim = common.base_config().optim
   optim.update(name=_OPTIMIZER.value, lr=_LR.value, weight_decay=_WEIGHT_DECAY.value,
-               schedule="cosine", epochs=_EPOCHS.value, warmup_epochs=_WARMUP_EPOCHS.value)
+               momentum=0.9, nesterov=True, schedule="cosine", epochs=_EPOCHS.value,
+               warmup_epochs=_WARMUP_EPOCHS.value)
   return pretraining.PretrainConfig(
       optim=optim, depth=int(_DEPTH.value), width=_WIDTH.value, image_size=_IMAGE_SIZE.value,
       batch_size=_BATCH_SIZE.value, seed=_SEED.value, workers=_WORKERS.value,

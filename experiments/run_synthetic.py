@@ -19,6 +19,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from experiments.configs import synthetic as synthetic_config
 from zsbir_jax import knowledge
@@ -76,6 +77,7 @@ def pretrain_backbone(root: str, output: str, config) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # progress is printed; keep orbax's INFO lines out
   workdir = os.path.abspath(_WORKDIR.value)
   root = os.path.join(workdir, "data")
   backbone = os.path.join(workdir, "pretrained")

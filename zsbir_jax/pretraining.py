@@ -12,10 +12,10 @@ every epoch), with SAKE's augmentation keyed by batch position as in `pipeline.t
 so the stream depends only on the seed, never on the worker or process count.
 
 Optimizer: any `optim` block of `optim.make_optimizer` (the experiment configs' format); the
-training length is `optim.epochs`. The default of `experiments.pretrain_backbone` is Adam with
-a one-epoch linear warm-up and cosine decay, lr 2e-3: on the default synthetic set it reached a
-higher validation accuracy in a 2-minute CPU budget than SGD with momentum (see the command's
-docstring for the measurements).
+training length is `optim.epochs`. The default of `experiments.pretrain_backbone` is SGD with
+Nesterov momentum 0.9, lr 0.2, weight decay 5e-4, a one-epoch linear warm-up and cosine decay:
+on the default synthetic set (ResNet-18 at width 0.25, 64 px, 6 epochs) it reached 92.5%
+validation accuracy against 87% for Adam at lr 2e-3 and 92% at 5e-3, at the same cost.
 """
 import dataclasses
 import functools
@@ -69,9 +69,17 @@ class PretrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainResult:
-  """variables: the trained {'params', 'batch_stats'} as NumPy arrays; history: one dict per
-  logged step (step, epoch, loss, accuracy, learning_rate, seconds, images_per_second);
-  val_logits (N_val, classes) and val_accuracy: the trained model on the validation photos."""
+  """The trained model and how it got there.
+
+  Attributes:
+    variables: the trained {'params', 'batch_stats'} as NumPy arrays.
+    history: one dict per logged step: step, epoch, loss and accuracy (means over the steps
+      since the previous entry), learning_rate, seconds since the first step started and
+      images_per_second since the previous entry (the first includes compilation).
+    val_logits: (N_val, classes) eval-mode logits of the validation photos, in list order.
+    val_accuracy: top-1 accuracy of val_logits.
+    steps: optimizer steps taken.
+  """
   variables: dict[str, Any]
   history: list[dict[str, float]]
   val_logits: np.ndarray

@@ -49,7 +49,9 @@ def create(
     frozen: constants for the losses (see module docstring).
   """
   init_rng, rng = jax.random.split(rng)
-  variables = model.init(init_rng, jnp.zeros((1, image_size, image_size, 3)), train=False)
+  # Jitted: eager initialisation of a ResNet takes seconds of op-by-op dispatch.
+  variables = jax.jit(model.init, static_argnames="train")(
+      init_rng, jnp.zeros((1, image_size, image_size, 3)), train=False)
   params, batch_stats = variables["params"], variables["batch_stats"]
   if pretrained_backbone is not None:
     params, batch_stats = retrieval.from_pretrained(params, batch_stats, pretrained_backbone)

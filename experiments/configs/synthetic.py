@@ -24,9 +24,10 @@ def get_config(arg: str | None = None):
   config.loss.ema_momentum = 0.99
   config.train.update(log_every=20, checkpoint_every=200)
   # Backbone pretraining on the photo-only pretraining classes (experiments.run_synthetic).
+  # SGD 0.2 reached 95.4% validation accuracy in 93 s here (Adam 2e-3: 94.9% in 176 s).
   config.pretrain = ml_collections.ConfigDict(dict(batch_size=128, optim=dict(
-      name="adam", lr=2e-3, weight_decay=5e-4, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
-      nesterov=False, schedule="cosine", epochs=10, warmup_epochs=1.0, backbone_lr_mult=1.0,
+      name="sgd", lr=0.2, weight_decay=5e-4, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
+      nesterov=True, schedule="cosine", epochs=10, warmup_epochs=1.0, backbone_lr_mult=1.0,
       grad_accum_steps=1)))
   if args.runlocal:
     common.runlocal(config)

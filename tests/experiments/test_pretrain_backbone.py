@@ -15,7 +15,9 @@ def _run(root: str, output: str) -> subprocess.CompletedProcess:
       [sys.executable, "-m", "experiments.pretrain_backbone", f"--root={root}",
        f"--output={output}", "--depth=18", "--width=0.125", "--image_size=32", "--batch_size=8",
        "--epochs=2", "--log_every=3", "--seed=1"],
-      cwd=REPO, capture_output=True, text=True, timeout=300)
+      cwd=REPO, capture_output=True, text=True, timeout=300,
+      # One CPU device, as the command runs on the 2-core CPU (not the tests' eight).
+      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
 
 
 def test_pretrain_backbone_command(tiny_synthetic, tmp_path):
