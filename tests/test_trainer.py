@@ -110,7 +110,7 @@ def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
 def test_config_errors_come_before_any_compute(inputs, tmp_path):
   def error(recipe, **extra):
     with pytest.raises(trainer.ConfigError) as e:
-      trainer.prepare(make_config(recipe, overrides(inputs, **extra)), str(tmp_path))
+      trainer.prepare(make_config(recipe, overrides(inputs, **extra)))
     return str(e.value)
 
   assert "is not divisible by the 8 devices" in error("full", **{

@@ -61,7 +61,7 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def prepare(config, workdir: str) -> Setup:
+def prepare(config) -> Setup:
   """Reads the split, the backbone and the knowledge table; raises ConfigError on any problem."""
   data_config = config.data
   if not data_config.root or not data_config.split:
@@ -176,7 +176,7 @@ def progress_line(step: int, total: int, steps_per_epoch: int, metrics: dict[str
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Runs (or resumes) training in `workdir`; returns the final state."""
   os.makedirs(workdir, exist_ok=True)
-  setup = prepare(config, workdir)
+  setup = prepare(config)
   model, sampler = setup.model, setup.sampler
   if jax.process_index() == 0:
     retrieval.save_spec(model, workdir)
