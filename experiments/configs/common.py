@@ -87,7 +87,7 @@ def training_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   """Adds the data, initialisation and loop blocks every launcher config has (in place)."""
   config.data = ml_collections.ConfigDict(dict(
       root="", split="", image_size=224, classes_per_batch=10, items_per_class=2,
-      workers=2, threads=4, prefetch=2, check=True, check_workers=2, eval_batch_size=128,
+      workers=2, threads=4, prefetch=4, check=True, check_workers=2, eval_batch_size=128,
       crop_sketch_to_ink=False))
   # backbone: a pretrained-backbone directory (experiments.convert_weights or
   # experiments.pretrain_backbone); empty trains from scratch. knowledge: the class-wise table
