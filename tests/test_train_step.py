@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from experiments.configs import common
+from tests import batches
 from zsbir_jax import optim
 from zsbir_jax import sharding
 from zsbir_jax import train_state
 from zsbir_jax import train_step as train_step_lib
-from zsbir_jax.data.lists import PHOTO, SKETCH
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 
@@ -43,18 +43,10 @@ def tiny_state(config, seed=0):
 
 
 def pk_batch(seed=0, classes=(0, 1, 2, 3), k=2):
-  """P classes x K sketches and K photos; sketch j of a class partners photo j and vice versa."""
-  labels, domains, partner = [], [], []
-  for c in classes:
-    base = len(labels)
-    for domain in (SKETCH, PHOTO):
-      for j in range(k):
-        labels.append(c)
-        domains.append(domain)
-        partner.append(base + (k + j if domain == SKETCH else j))
-  images = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), SIZE, SIZE, 3))
-  return {"image": images, "label": jnp.asarray(labels, jnp.int32),
-          "domain": jnp.asarray(domains, jnp.int32), "partner": jnp.asarray(partner, jnp.int32)}
+  """P classes x K sketches and K photos with random images (batches.pk_layout)."""
+  layout = {name: jnp.asarray(v) for name, v in batches.pk_layout(classes, k).items()}
+  images = jax.random.normal(jax.random.PRNGKey(seed), (len(layout["label"]), SIZE, SIZE, 3))
+  return dict(layout, image=images)
 
 
 def run_steps(config, devices, fsdp_min_size=None, num_steps=2):

@@ -26,12 +26,12 @@ import torch
 
 from experiments.benchmarks.torchvision_parity import random_torchvision, rel
 from experiments.configs import common
+from tests import batches
 from tests import torch_reference
 from zsbir_jax import objective
 from zsbir_jax import optim
 from zsbir_jax import train_state
 from zsbir_jax import train_step as train_step_lib
-from zsbir_jax.data.lists import PHOTO, SKETCH
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 from zsbir_jax.models import torchvision_weights
@@ -52,18 +52,10 @@ def full_config():
 
 
 def pk_batches(num_classes: int, k: int, num_batches: int):
-  """NumPy P x K batches (NHWC images): sketch j of a class partners photo j and vice versa."""
-  labels, domains, partner = [], [], []
-  for c in range(num_classes):
-    base = len(labels)
-    for domain in (SKETCH, PHOTO):
-      for j in range(k):
-        labels.append(c)
-        domains.append(domain)
-        partner.append(base + (k + j if domain == SKETCH else j))
+  """NumPy P x K batches (batches.pk_layout) with random NHWC images."""
+  layout = batches.pk_layout(range(num_classes), k)
   rng = np.random.RandomState(0)
-  return [{"image": rng.randn(len(labels), SIZE, SIZE, 3), "label": np.array(labels, np.int32),
-           "domain": np.array(domains, np.int32), "partner": np.array(partner, np.int32)}
+  return [dict(layout, image=rng.randn(len(layout["label"]), SIZE, SIZE, 3))
           for _ in range(num_batches)]
 
 
