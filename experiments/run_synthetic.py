@@ -21,17 +21,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments.configs import synthetic as synthetic_config
-from zsbir_jax import knowledge
-from zsbir_jax import pretraining
+from experiments import synthetic_workspace
 from zsbir_jax import trainer
-from zsbir_jax.data import lists
-from zsbir_jax.data import synthetic
-from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import plots
 from zsbir_jax.evaluation import report
 from zsbir_jax.evaluation import zero_shot
-from zsbir_jax.models import pretrained
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/synthetic", "Where data, runs and report go.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, the pretraining and the training.")
@@ -44,34 +38,8 @@ def stage(name: str):
   return time.perf_counter()
 
 
-def generate_data(root: str, seed: int) -> None:
-  if os.path.isfile(os.path.join(root, lists.get_split("synthetic").dataset_dir,
-                                 lists.get_split("synthetic").manifest)):
-    print(f"synthetic benchmark already in {root}")
-    return
-  manifest = synthetic.generate(root, synthetic.SyntheticConfig(seed=seed), workers=2)
-  print(f"wrote the synthetic benchmark to {root}: {manifest['counts']}")
-
-
-def pretrain_backbone(root: str, output: str, config) -> None:
-  if os.path.isdir(output):
-    print(f"pretrained backbone already in {output}")
-    return
-  setup = pretraining.PretrainConfig(
-      optim=config.pretrain.optim, depth=config.model.depth, width=config.model.width,
-      image_size=config.data.image_size, batch_size=config.pretrain.batch_size, seed=config.seed)
-  result = pretraining.pretrain(
-      lists.load_pretrain(root), setup,
-      report=lambda e: print(f"pretrain step {e['step']} loss {e['loss']:.3f} "
-                             f"acc {e['accuracy']:.3f} {e['images_per_second']:.0f} img/s",
-                             flush=True))
-  spec = pretrained.BackboneSpec(
-      depth=setup.depth, width=setup.width, num_classes=result.val_logits.shape[1],
-      source=f"synthetic-pretrain:seed={setup.seed}:steps={result.steps}:"
-             f"val_acc={result.val_accuracy:.3f}")
-  pretrained.save(output, result.variables, spec)
-  print(f"pretrained backbone: validation accuracy {result.val_accuracy:.3f} on the "
-        f"pretraining classes -> {output}")
+def log(message: str) -> None:
+  print(message, flush=True)
 
 
 def main(argv):
@@ -79,41 +47,28 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # progress is printed; keep orbax's INFO lines out
   workdir = os.path.abspath(_WORKDIR.value)
-  root = os.path.join(workdir, "data")
-  backbone = os.path.join(workdir, "pretrained")
-  table = os.path.join(workdir, "knowledge.npz")
+  workspace = synthetic_workspace.Workspace(workdir)
   report_dir = os.path.join(workdir, "report")
   start = time.perf_counter()
 
   t = stage("1/5 synthetic benchmark")
-  generate_data(root, _SEED.value)
+  synthetic_workspace.generate_data(workspace, _SEED.value, log)
   print(f"({time.perf_counter() - t:.0f} s)")
 
-  config = synthetic_config.get_config("recipe=full")
-  with config.unlocked():
-    config.seed = _SEED.value
-    config.data.root = root
-    config.init.backbone = backbone
-    config.init.knowledge = table
-
+  config = synthetic_workspace.run_config(workspace, "full", _SEED.value)
   t = stage("2/5 backbone pretraining (the ImageNet stand-in)")
-  pretrain_backbone(root, backbone, config)
+  synthetic_workspace.pretrain_backbone(workspace, config, log)
   print(f"({time.perf_counter() - t:.0f} s)")
 
   t = stage("3/5 class-wise semantic knowledge")
-  if not os.path.isfile(table):
-    knowledge.save(table, knowledge.prepare(root, "synthetic", backbone, config.data.image_size,
-                                            config.data.eval_batch_size, temperature=1.0))
-  print(f"{table} ({time.perf_counter() - t:.0f} s)")
+  synthetic_workspace.prepare_knowledge(workspace, config)
+  print(f"{workspace.knowledge} ({time.perf_counter() - t:.0f} s)")
 
   t = stage("4/5 training")
   runs = {}
   for recipe in RECIPES:
-    run_config = synthetic_config.get_config(f"recipe={recipe}")
-    with run_config.unlocked():
-      run_config.seed = _SEED.value
-      run_config.data.update(root=root, check=recipe == RECIPES[0])
-      run_config.init.update(backbone=backbone, knowledge=table)
+    run_config = synthetic_workspace.run_config(workspace, recipe, _SEED.value,
+                                                check_data=recipe == RECIPES[0])
     runs[recipe] = os.path.join(workdir, f"train_{recipe}")
     print(f"-- recipe {recipe} -> {runs[recipe]}", flush=True)
     trainer.train_and_evaluate(run_config, runs[recipe])
@@ -123,11 +78,7 @@ def main(argv):
   os.makedirs(report_dir, exist_ok=True)
   reports, curves = {}, {}
   for recipe, run in runs.items():
-    sets = zero_shot.compute_embeddings(run, "best", root, "synthetic", 0,
-                                        config.data.eval_batch_size, workers=0,
-                                        with_train_photos=False)
-    results = zero_shot.evaluate(sets, 0, list(metrics.DEFAULT_METRICS))
-    reports[recipe] = report.build(sets[zero_shot.QUERY], sets[zero_shot.GALLERY], results)
+    sets, results, reports[recipe] = synthetic_workspace.evaluate_unseen(run, workspace, config)
     curves[recipe] = (results[0][1].pr_recall, results[0][1].pr_precision)
     if recipe == "full":
       zero_shot.draw_pictures(sets, results, "map@all", report_dir, grid_queries=8, grid_k=8)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from experiments.configs import common
-from tests import batches
 from zsbir_jax import optim
 from zsbir_jax import sharding
 from zsbir_jax import train_state
 from zsbir_jax import train_step as train_step_lib
+from zsbir_jax.data import sampler
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 
@@ -43,8 +43,8 @@ def tiny_state(config, seed=0):
 
 
 def pk_batch(seed=0, classes=(0, 1, 2, 3), k=2):
-  """P classes x K sketches and K photos with random images (batches.pk_layout)."""
-  layout = {name: jnp.asarray(v) for name, v in batches.pk_layout(classes, k).items()}
+  """P classes x K sketches and K photos with random images (sampler.pk_layout)."""
+  layout = {name: jnp.asarray(v) for name, v in sampler.pk_layout(classes, k).items()}
   images = jax.random.normal(jax.random.PRNGKey(seed), (len(layout["label"]), SIZE, SIZE, 3))
   return dict(layout, image=images)
 

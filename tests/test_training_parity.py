@@ -1,4 +1,4 @@
-"""Parity of the JAX `full`-recipe training step with the PyTorch reference (tests/torch_reference).
+"""Parity of the JAX `full`-recipe training step with the PyTorch reference (experiments/benchmarks/torch_reference).
 
 From the same initial weights (the JAX state of `train_state.create` with a random torchvision
 backbone, copied into torch) and the same P x K batches (32 px, 2 classes x 2 sketches x 2
@@ -25,13 +25,13 @@ import pytest
 import torch
 
 from experiments.benchmarks.torchvision_parity import random_torchvision, rel
+from experiments.benchmarks import torch_reference
 from experiments.configs import common
-from tests import batches
-from tests import torch_reference
 from zsbir_jax import objective
 from zsbir_jax import optim
 from zsbir_jax import train_state
 from zsbir_jax import train_step as train_step_lib
+from zsbir_jax.data import sampler
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 from zsbir_jax.models import torchvision_weights
@@ -52,8 +52,8 @@ def full_config():
 
 
 def pk_batches(num_classes: int, k: int, num_batches: int):
-  """NumPy P x K batches (batches.pk_layout) with random NHWC images."""
-  layout = batches.pk_layout(range(num_classes), k)
+  """NumPy P x K batches (sampler.pk_layout) with random NHWC images."""
+  layout = sampler.pk_layout(range(num_classes), k)
   rng = np.random.RandomState(0)
   return [dict(layout, image=rng.randn(len(layout["label"]), SIZE, SIZE, 3))
           for _ in range(num_batches)]

@@ -30,6 +30,19 @@ import numpy as np
 from zsbir_jax.data import lists
 
 
+def pk_layout(classes, k: int) -> dict[str, np.ndarray]:
+  """'label', 'domain' and 'partner', (2PK,) int32 each, of a batch of P = len(classes) slots.
+
+  The layout of the module docstring: slot p holds K sketches then K photos of classes[p], and
+  sketch j of a slot partners photo j of the slot and vice versa.
+  """
+  position = np.arange(2 * len(classes) * k)
+  slot, within = position // (2 * k), position % (2 * k)
+  return {"label": np.asarray(classes, np.int32)[slot],
+          "domain": np.where(within < k, lists.SKETCH, lists.PHOTO).astype(np.int32),
+          "partner": (slot * 2 * k + (within + k) % (2 * k)).astype(np.int32)}
+
+
 class PKSampler:
   """Plans class-balanced batches of source indices.
 
@@ -91,9 +104,7 @@ class PKSampler:
       steps = int(chunks.sum()) // p
     self._chunks = chunks
     self.steps_per_epoch = steps
-    slot = np.arange(self.batch_size) // (2 * k)
-    within = np.arange(self.batch_size) % (2 * k)
-    self.partner = (slot * 2 * k + (within + k) % (2 * k)).astype(np.int32)
+    self.partner = pk_layout(range(p), k)["partner"]
 
   def __repr__(self) -> str:
     return (f"PKSampler(P={self._p}, K={self._k}, seed={self._seed}, "

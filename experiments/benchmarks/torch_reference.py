@@ -1,4 +1,4 @@
-"""A PyTorch reference of the `full`-recipe training step, for the parity tests.
+"""A PyTorch reference of the `full`-recipe training step: the parity tests and the benchmark.
 
 Written with torch ops from METHOD.md and the docstrings of `zsbir_jax.losses` and
 `zsbir_jax.objective` (not from the JAX code paths): torchvision ResNet backbone (fc = Identity)
@@ -159,8 +159,9 @@ class Trainer:
     self.optimizer = torch.optim.Adam(student.parameters(), lr=optim.lr, betas=(optim.b1, optim.b2),
                                       eps=optim.eps, weight_decay=optim.weight_decay)
 
-  def step(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, float], dict[str, Any]]:
-    """One update; returns (metrics as floats, the gradients by parameter name)."""
+  def step(self, batch: Mapping[str, torch.Tensor], return_gradients: bool = True
+           ) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """One update; returns (metrics as floats, the gradients by parameter name or None)."""
     with torch.no_grad():
       ema_seen_logits, _ = self.teacher.heads(self.teacher.encode(batch["image"]))
     self.optimizer.zero_grad()
@@ -168,7 +169,8 @@ class Trainer:
     loss, metrics = total_loss(e, self.student, batch, self.class_targets, ema_seen_logits,
                                self.config.loss)
     loss.backward()
-    grads = {k: p.grad.detach().clone() for k, p in self.student.named_parameters()}
+    grads = ({k: p.grad.detach().clone() for k, p in self.student.named_parameters()}
+             if return_gradients else None)
     self.optimizer.step()
     mu = self.config.loss.ema_momentum
     with torch.no_grad():

@@ -1,0 +1,121 @@
+"""The built-in synthetic benchmark as a workspace: data, pretrained backbone, knowledge, runs.
+
+A workspace directory holds everything a run on the synthetic benchmark needs, each made once
+and reused: `data/` (the generated benchmark), `pretrained/` (the backbone pretrained on the
+photo-only pretraining classes, the stand-in for ImageNet) and `knowledge.npz` (EFF's class-wise
+targets from that backbone). Recipes are then trained into run directories and evaluated on the
+unseen classes. Used by `experiments.run_synthetic` (the main job) and
+`experiments.synthetic_table` (the 3-seed results table); defines no flags, so both
+commands can import it.
+"""
+import dataclasses
+import os
+from typing import Callable
+
+import ml_collections
+
+from experiments.configs import synthetic as synthetic_config
+from zsbir_jax import knowledge
+from zsbir_jax import pretraining
+from zsbir_jax.data import lists
+from zsbir_jax.data import synthetic
+from zsbir_jax.evaluation import embeddings
+from zsbir_jax.evaluation import metrics
+from zsbir_jax.evaluation import report
+from zsbir_jax.evaluation import zero_shot
+from zsbir_jax.models import pretrained
+
+LOSS_TERMS = ("cls", "quad", "skp", "kd", "da")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+  """Paths of a synthetic-benchmark workspace (see the module docstring)."""
+  workdir: str
+
+  @property
+  def root(self) -> str:
+    return os.path.join(self.workdir, "data")
+
+  @property
+  def backbone(self) -> str:
+    return os.path.join(self.workdir, "pretrained")
+
+  @property
+  def knowledge(self) -> str:
+    return os.path.join(self.workdir, "knowledge.npz")
+
+
+def generate_data(workspace: Workspace, seed: int, log: Callable[[str], None] = print) -> None:
+  """Writes the default synthetic benchmark into `workspace.root` unless it is already there."""
+  spec = lists.get_split("synthetic")
+  if os.path.isfile(os.path.join(workspace.root, spec.dataset_dir, spec.manifest)):
+    log(f"synthetic benchmark already in {workspace.root}")
+    return
+  manifest = synthetic.generate(workspace.root, synthetic.SyntheticConfig(seed=seed), workers=2)
+  log(f"wrote the synthetic benchmark to {workspace.root}: {manifest['counts']}")
+
+
+def pretrain_backbone(workspace: Workspace, config: ml_collections.ConfigDict,
+                      log: Callable[[str], None] = print) -> None:
+  """Pretrains the backbone of `config` on the pretraining classes (once; cached on disk)."""
+  if os.path.isdir(workspace.backbone):
+    log(f"pretrained backbone already in {workspace.backbone}")
+    return
+  setup = pretraining.PretrainConfig(
+      optim=config.pretrain.optim, depth=config.model.depth, width=config.model.width,
+      image_size=config.data.image_size, batch_size=config.pretrain.batch_size, seed=config.seed)
+  result = pretraining.pretrain(
+      lists.load_pretrain(workspace.root), setup,
+      report=lambda e: log(f"pretrain step {e['step']} loss {e['loss']:.3f} "
+                           f"acc {e['accuracy']:.3f} {e['images_per_second']:.0f} img/s"))
+  spec = pretrained.BackboneSpec(
+      depth=setup.depth, width=setup.width, num_classes=result.val_logits.shape[1],
+      source=f"synthetic-pretrain:seed={setup.seed}:steps={result.steps}:"
+             f"val_acc={result.val_accuracy:.3f}")
+  pretrained.save(workspace.backbone, result.variables, spec)
+  log(f"pretrained backbone: validation accuracy {result.val_accuracy:.3f} on the "
+      f"pretraining classes -> {workspace.backbone}")
+
+
+def prepare_knowledge(workspace: Workspace, config: ml_collections.ConfigDict) -> None:
+  """Writes the backbone's class-wise knowledge table (once)."""
+  if not os.path.isfile(workspace.knowledge):
+    knowledge.save(workspace.knowledge, knowledge.prepare(
+        workspace.root, "synthetic", workspace.backbone, config.data.image_size,
+        config.data.eval_batch_size, temperature=1.0))
+
+
+def run_config(workspace: Workspace, recipe: str, seed: int, without: str | None = None,
+               check_data: bool = False) -> ml_collections.ConfigDict:
+  """The synthetic config of `recipe` in `workspace`, optionally with one part removed.
+
+  `without` is a loss term of LOSS_TERMS (its weight set to 0) or "mw" (modality weighting
+  off): the single-term ablations of `full`.
+  """
+  config = synthetic_config.get_config(f"recipe={recipe}")
+  with config.unlocked():
+    config.seed = seed
+    config.data.update(root=workspace.root, check=check_data)
+    config.init.update(backbone=workspace.backbone, knowledge=workspace.knowledge)
+    if without == "mw":
+      config.loss.modality_weighting = False
+    elif without is not None:
+      if without not in LOSS_TERMS or not config.loss[without].weight:
+        raise ValueError(f"recipe {recipe} has no term {without!r} to remove; its terms: "
+                         f"{[t for t in LOSS_TERMS if config.loss[t].weight]} and 'mw'")
+      config.loss[without].weight = 0.0
+  return config
+
+
+def evaluate_unseen(run_dir: str, workspace: Workspace, config: ml_collections.ConfigDict
+                    ) -> tuple[dict[str, embeddings.EmbeddingSet], list, dict]:
+  """Embeds the unseen lists with the run's best checkpoint and scores them.
+
+  Returns (embedding sets, [(kind, Evaluation)], report dict of `report.build`).
+  """
+  sets = zero_shot.compute_embeddings(run_dir, "best", workspace.root, "synthetic", 0,
+                                      config.data.eval_batch_size, workers=0,
+                                      with_train_photos=False)
+  results = zero_shot.evaluate(sets, 0, list(metrics.DEFAULT_METRICS))
+  return sets, results, report.build(sets[zero_shot.QUERY], sets[zero_shot.GALLERY], results)
