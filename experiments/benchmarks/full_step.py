@@ -1,0 +1,105 @@
+"""The `full`-recipe training step of ResNet-50, built for benchmarking in JAX and in PyTorch.
+
+Both sides run the same step: ResNet -> embedding (D 512) -> seen classifier and teacher head
+(1000), all five losses of `full` with BKD's modality weights, Adam with L2 decay at a constant
+rate and the EMA teacher (`zsbir_jax.train_step` and `torch_reference.Trainer`), float32, from
+the same initial weights and the same P x K batch. Defines no flags, so every benchmark script
+can import it.
+"""
+import contextlib
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import numpy as np
+import torch
+
+from experiments.benchmarks import torch_reference
+from experiments.configs import common
+from zsbir_jax import optim
+from zsbir_jax import sharding
+from zsbir_jax import train_state
+from zsbir_jax import train_step as train_step_lib
+from zsbir_jax.data import sampler
+from zsbir_jax.models import resnet
+from zsbir_jax.models import retrieval
+
+EMBED_DIM, TEACHER_CLASSES = 512, 1000
+
+
+@contextlib.contextmanager
+def xla_conv_gradients():
+  """Builds ResNets with Flax's plain nn.Conv (XLA's own weight gradients) inside the block:
+  the baseline that `zsbir_jax.models.conv`'s CPU weight gradient is measured against."""
+  ours = resnet.Conv
+  resnet.Conv = functools.partial(nn.Conv, use_bias=False, kernel_init=resnet.conv_init)
+  try:
+    yield
+  finally:
+    resnet.Conv = ours
+
+
+def full_config():
+  config = common.apply_recipe(common.base_config(), "full")
+  config.optim.schedule = "constant"  # the reference's torch.optim.Adam runs at a constant rate
+  return config
+
+
+def pk_batch(batch_size: int, image_size: int, num_classes: int) -> dict[str, np.ndarray]:
+  """A P x K batch (K = 2 sketches and 2 photos per class) of random NHWC images."""
+  if batch_size % 4:
+    raise ValueError(f"batch size {batch_size} must be a multiple of 4 (P classes x 2 x 2)")
+  layout = sampler.pk_layout(np.arange(batch_size // 4) % num_classes, 2)
+  rng = np.random.RandomState(0)
+  return dict(layout,
+              image=rng.randn(batch_size, image_size, image_size, 3).astype(np.float32))
+
+
+@dataclasses.dataclass
+class JaxStep:
+  """The jitted step on one device. `run()` takes one step (blocking); `initial` is the state
+  before the first step, on the host; `lowered()` the step lowered for its arguments."""
+  run: Callable[[], None]
+  initial: Any
+  lowered: Callable[[], Any]
+
+
+def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int) -> JaxStep:
+  config = full_config()
+  model = retrieval.RetrievalModel(depth=depth, embed_dim=EMBED_DIM, num_seen_classes=num_classes,
+                                   num_teacher_classes=TEACHER_CLASSES)
+  optimizer = optim.make_optimizer(config.optim, steps_per_epoch=100)
+  targets = jax.nn.softmax(jax.random.normal(jax.random.key(3), (num_classes, TEACHER_CLASSES)))
+  size = batch["image"].shape[1]
+  state = jax.jit(lambda: train_state.create(model, optimizer, jax.random.key(0), size,
+                                             with_teacher=True,
+                                             frozen={"class_targets": targets}))()
+  initial = jax.device_get(state)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  step = train_step_lib.jit_train_step(
+      train_step_lib.make_train_step(model, optimizer, config.loss), mesh,
+      sharding.state_shardings(state, mesh))
+  device_batch = jax.device_put(batch)
+
+  def run():
+    nonlocal state
+    state, metrics = step(state, device_batch)
+    jax.block_until_ready((state, metrics))
+
+  return JaxStep(run, initial, lambda: step.lower(state, device_batch))
+
+
+def torch_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,
+               initial: Any) -> Callable[[], None]:
+  """One blocking step of the PyTorch reference from the JAX state `initial`."""
+  student = torch_reference.RetrievalModel(depth, EMBED_DIM, num_classes, TEACHER_CLASSES)
+  student.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
+                           torch_reference.state_dict_from_flax(initial.params,
+                                                                initial.batch_stats).items()})
+  trainer = torch_reference.Trainer(
+      student, torch.from_numpy(np.array(initial.frozen["class_targets"])), full_config())
+  torch_batch = {"image": torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy()),
+                 **{k: torch.from_numpy(batch[k]).long() for k in ("label", "domain", "partner")}}
+  return lambda: trainer.step(torch_batch, return_gradients=False)
