@@ -140,7 +140,7 @@ def main(argv):
     print(f"\n| {title} | seconds | share |\n|---|---|---|")
     for key, seconds in counter.most_common():
       print(f"| {key} | {seconds:.3f} | {100 * seconds / total:.1f}% |")
-  print(f"\n| op | kind | pass | seconds | JAX op |\n|---|---|---|---|---|")
+  print("\n| op | kind | pass | seconds | JAX op |\n|---|---|---|---|---|")
   for (name, kind, op_name), seconds in singles.most_common(_TOP.value):
     print(f"| {name} | {kind} | {pass_of(kind, op_name)} | {seconds:.3f} | {op_name[-70:]} |")
 

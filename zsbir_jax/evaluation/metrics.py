@@ -250,7 +250,8 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
     gallery_labels: (G,) int class labels.
     metrics: metric names (module docstring).
     distance: `euclidean` or `hamming`.
-    block_size: queries per block (one matrix product): peak memory is about num_threads x
+    block_size: at most this many queries per block (one matrix product); the blocks are made
+      equal and their number a multiple of num_threads. Peak memory is about num_threads x
       block_size x G x 4 bytes (5 for hamming) on top of the inputs.
     num_threads: worker threads.
     pr_points: recall levels of the mean interpolated precision-recall curve (>= 2).
@@ -338,8 +339,12 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
   # OpenBLAS's spin-waiting threads then slow everything down two- to threefold.
   with (threadpoolctl.threadpool_limits(1, user_api="blas"),
         concurrent.futures.ThreadPoolExecutor(num_threads) as pool):
-    jobs = [pool.submit(block, order[i:i + block_size])
-            for i in range(0, len(order), block_size)]
+    # As many blocks as a multiple of the threads, of equal size (at most block_size): the
+    # threads finish together instead of one working alone on the last block.
+    n_blocks = -(-len(order) // block_size)
+    n_blocks = -(-n_blocks // num_threads) * num_threads
+    size = max(1, -(-len(order) // n_blocks))
+    jobs = [pool.submit(block, order[i:i + size]) for i in range(0, len(order), size)]
     for job in jobs:
       for rows, values, pr in job.result():
         pr_sum += pr.sum(axis=0)
