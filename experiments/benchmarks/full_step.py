@@ -59,8 +59,8 @@ def pk_batch(batch_size: int, image_size: int, num_classes: int) -> dict[str, np
 
 @dataclasses.dataclass
 class JaxStep:
-  """The jitted step on one device. `run()` takes one step (blocking); `initial` is the state
-  before the first step, on the host; `lowered()` the step lowered for its arguments."""
+  """The step compiled for one device. `run()` takes one step (blocking); `initial` is the
+  state before the first step, on the host; `lowered()` the step lowered for its arguments."""
   run: Callable[[], None]
   initial: Any
   lowered: Callable[[], Any]
@@ -82,13 +82,16 @@ def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int) -> JaxS
       train_step_lib.make_train_step(model, optimizer, config.loss), mesh,
       sharding.state_shardings(state, mesh))
   device_batch = jax.device_put(batch)
+  # Traced and compiled here, so that a context around this call (xla_conv_gradients) applies.
+  lowered = step.lower(state, device_batch)
+  compiled = lowered.compile()
 
   def run():
     nonlocal state
-    state, metrics = step(state, device_batch)
+    state, metrics = compiled(state, device_batch)
     jax.block_until_ready((state, metrics))
 
-  return JaxStep(run, initial, lambda: step.lower(state, device_batch))
+  return JaxStep(run, initial, lambda: lowered)
 
 
 def torch_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,

@@ -38,13 +38,12 @@ def main(argv):
     batch_size, image_size = (int(v) for v in shape.split("x"))
     batch = full_step.pk_batch(batch_size, image_size, _CLASSES.value)
     step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
-    # One more warm-up step for JAX: the first call compiles.
-    jax_s = timing.median_seconds(step.run, _STEPS.value, _WARMUP.value + 1)
+    jax_s = timing.median_seconds(step.run, _STEPS.value, _WARMUP.value)
     baseline_s = float("nan")
     if _BASELINE.value:
       with full_step.xla_conv_gradients():
         baseline = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
-      baseline_s = timing.median_seconds(baseline.run, _STEPS.value, _WARMUP.value + 1)
+      baseline_s = timing.median_seconds(baseline.run, _STEPS.value, _WARMUP.value)
     torch_s = timing.median_seconds(
         full_step.torch_step(_DEPTH.value, batch, _CLASSES.value, step.initial),
         _STEPS.value, _WARMUP.value)
