@@ -60,10 +60,10 @@ def pk_batch(batch_size: int, image_size: int, num_classes: int) -> dict[str, np
 @dataclasses.dataclass
 class JaxStep:
   """The step compiled for one device. `run()` takes one step (blocking); `initial` is the
-  state before the first step, on the host; `lowered()` the step lowered for its arguments."""
+  state before the first step, on the host; `compiled` the executable `run` calls."""
   run: Callable[[], None]
   initial: Any
-  lowered: Callable[[], Any]
+  compiled: Any
 
 
 def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int) -> JaxStep:
@@ -83,15 +83,14 @@ def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int) -> JaxS
       sharding.state_shardings(state, mesh))
   device_batch = jax.device_put(batch)
   # Traced and compiled here, so that a context around this call (xla_conv_gradients) applies.
-  lowered = step.lower(state, device_batch)
-  compiled = lowered.compile()
+  compiled = step.lower(state, device_batch).compile()
 
   def run():
     nonlocal state
     state, metrics = compiled(state, device_batch)
     jax.block_until_ready((state, metrics))
 
-  return JaxStep(run, initial, lambda: lowered)
+  return JaxStep(run, initial, compiled)
 
 
 def torch_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,

@@ -122,7 +122,7 @@ def main(argv):
       step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
   else:
     step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
-  ops = hlo_ops(step.lowered().compile().as_text())
+  ops = hlo_ops(step.compiled.as_text())
   events, wall = profile(step)
   by_kind, by_pass, singles = collections.Counter(), collections.Counter(), collections.Counter()
   for name, seconds in events:
