@@ -196,7 +196,8 @@ def test_sort_key_flag_keeps_exact_float32_order(base):
                        for row in distances.astype(np.float64)])
   keys = np.empty(20 * 300 + 1, np.float32)
   flags = np.empty((20, 300), bool)
-  ranks = metrics._flagged_ranks(distances.copy(), relevant, keys, flags)
+  ranks = metrics._flagged_ranks(distances.copy(), relevant.astype(np.uint32), keys,
+                                 flags)
   np.testing.assert_array_equal(ranks, expected)
 
 
