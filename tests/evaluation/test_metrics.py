@@ -241,6 +241,19 @@ def test_large_gallery_rows_in_several_chunks(distance):
                                err_msg=name)
 
 
+@pytest.mark.parametrize("n, block_size, num_threads", [
+    (15_229, 1024, 2), (100, 30, 3), (10, 5, 2), (5, 1, 4), (1, 1, 2), (0, 8, 2), (7, 100, 1)])
+def test_block_bounds_cover_every_query_once_staggered(n, block_size, num_threads):
+  bounds = metrics.block_bounds(n, block_size, num_threads)
+  sizes = np.diff(bounds)
+  assert bounds[0] == 0 and bounds[-1] == n and (sizes > 0).all()
+  assert sizes.max(initial=0) <= block_size
+  if n >= num_threads * block_size >= num_threads**2:  # First blocks: 1/T, 2/T, ... of full.
+    full = sizes[num_threads - 1]
+    np.testing.assert_array_equal(sizes[:num_threads - 1],
+                                  [full * k // num_threads for k in range(1, num_threads)])
+
+
 def test_interpolated_pr_curve():
   q, ql, g, gl, d = integer_data(8, 50, 250, 5)
   result = metrics.evaluate(q, ql, g, gl, metrics=("map@all",), pr_points=11)
