@@ -234,19 +234,17 @@ def _flagged_ranks(distances: np.ndarray, relevant: np.ndarray, keys: np.ndarray
   # harmless extra check.
   twin = flat[at] - np.uint32(1)
   mixed = (flat[at - 1] == twin) | (flat[at + 1] == twin)
-  groups = {}
-  for r, key in zip((at[mixed] // g).tolist(), twin[mixed].tolist()):
-    groups.setdefault(r, set()).add(key)
-  for r, group_keys in groups.items():
-    halves = bits[r] >> 1
-    for key in group_keys:
-      members = np.flatnonzero(halves == key >> 1)  # Gallery order.
-      in_order = relevant[members[np.argsort(distances[r, members], kind="stable")]]
-      # The group's smallest possible key, either flag: its sorted places start there.
-      lowest = np.array([key, key | 1], np.uint32).view(np.float32).min()
-      start = np.searchsorted(keys[r].view(np.float32), lowest, side="left")
-      first = np.searchsorted(ranks[r], start + 1)
-      ranks[r, first:first + int(in_order.sum())] = start + 1 + np.flatnonzero(in_order)
+  # Groups are rare and small (~2 members): their ordering is plain Python.
+  for r, key in set(zip((at[mixed] // g).tolist(), twin[mixed].tolist())):
+    members = np.flatnonzero((bits[r] >> 1) == key >> 1).tolist()  # Gallery order.
+    exact = sorted(zip(distances[r, members].tolist(), members, relevant[members].tolist()))
+    # The group's smallest key, either flag (for a negative float, the larger bit pattern):
+    # its sorted places start there.
+    lowest = np.uint32(key if key < 0x80000000 else key | 1).view(np.float32)
+    start = int(keys[r].view(np.float32).searchsorted(lowest))
+    places = [start + 1 + i for i, (_, _, rel) in enumerate(exact) if rel]
+    first = int(ranks[r].searchsorted(start + 1))
+    ranks[r, first:first + len(places)] = places
   return ranks
 
 
