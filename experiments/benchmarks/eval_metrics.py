@@ -37,10 +37,19 @@ _REPEATS = flags.DEFINE_integer(
 _BLOCK_SIZE = flags.DEFINE_integer("block_size", 1024, "Queries per block of `evaluate`.")
 _THREADS = flags.DEFINE_integer("threads", 2, "Worker threads of `evaluate`.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random embeddings and labels.")
+_SCALE = flags.DEFINE_float(
+    "scale", 1.0, "Multiplies both sizes' query and gallery counts (the targets are for 1).")
 
 DIM = 512
 QUICKDRAW = ("QuickDraw-30", 92_291, 54_151, 30, ("map@all", "p@100", "map@200", "p@200"))
 SKETCHY = ("Sketchy-25", 15_229, 17_101, 25, ("map@all", "p@100"))
+
+
+def scaled(case: tuple, scale: float) -> tuple:
+  """A case (name, queries, gallery, classes, metrics) with its counts multiplied by scale."""
+  name, n_query, n_gallery, n_classes, names = case
+  return (name, max(1, round(n_query * scale)), max(1, round(n_gallery * scale)), n_classes,
+          names)
 
 
 def random_split(n_query: int, n_gallery: int, n_classes: int, seed: int):
@@ -112,13 +121,15 @@ def sake_style(q, ql, g, gl, rows):
 def main(argv):
   del argv
   load_before = os.getloadavg()[0]
+  quickdraw, sketchy = scaled(QUICKDRAW, _SCALE.value), scaled(SKETCHY, _SCALE.value)
   args = (_SEED.value, _BLOCK_SIZE.value, _THREADS.value)
-  qd_walls, qd_cpus, qd_rss, qd = in_fresh_process(run_ours, *QUICKDRAW[1:], *args, 1)
-  sk_walls, sk_cpus, sk_rss, sk = in_fresh_process(run_ours, *SKETCHY[1:], *args,
+  qd_walls, qd_cpus, qd_rss, qd = in_fresh_process(run_ours, *quickdraw[1:], *args, 1)
+  sk_walls, sk_cpus, sk_rss, sk = in_fresh_process(run_ours, *sketchy[1:], *args,
                                                    _REPEATS.value)
 
-  q, ql, g, gl = random_split(*SKETCHY[1:4], _SEED.value)
-  rows = np.sort(np.random.default_rng(1).choice(len(ql), _SAKE_QUERIES.value, replace=False))
+  q, ql, g, gl = random_split(*sketchy[1:4], _SEED.value)
+  rows = np.sort(np.random.default_rng(1).choice(
+      len(ql), min(_SAKE_QUERIES.value, len(ql)), replace=False))
   sake_wall, sake_cpu, sake_ap, sake_p = sake_style(q, ql, g, gl, rows)
   scale = len(ql) / len(rows)
   sake_wall, sake_cpu = sake_wall * scale, sake_cpu * scale
@@ -129,21 +140,22 @@ def main(argv):
   print(f"{os.cpu_count()} CPUs, 1-minute load average {load_before:.2f} before and "
         f"{os.getloadavg()[0]:.2f} after (other processes share the CPUs: wall times grow with "
         f"the load, CPU times much less). block_size={_BLOCK_SIZE.value}, "
-        f"threads={_THREADS.value}, D={DIM}.\n")
+        f"threads={_THREADS.value}, D={DIM}, scale={_SCALE.value} (the targets are for "
+        f"1).\n")
   print("| case | queries x gallery | metrics | wall (s) | CPU (s) | peak RSS (GiB) |")
   print("|---|---|---|---|---|---|")
   for (name, nq, ng, _, names), walls, cpus, rss, result in (
-      (QUICKDRAW, qd_walls, qd_cpus, qd_rss, qd), (SKETCHY, sk_walls, sk_cpus, sk_rss, sk)):
+      (quickdraw, qd_walls, qd_cpus, qd_rss, qd), (sketchy, sk_walls, sk_cpus, sk_rss, sk)):
     values = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     calls = (f"{walls[0]:.2f} first, {statistics.median(walls):.2f} median of {len(walls)}"
              if len(walls) > 1 else f"{walls[0]:.1f}")
     print(f"| {name}, ours | {nq:,} x {ng:,} | {values} | {calls} | "
           f"{statistics.median(cpus):.1f} | {rss / gib:.2f} |")
-  print(f"| {SKETCHY[0]}, SAKE-style, extrapolated from {len(rows)} random queries | "
-        f"{SKETCHY[1]:,} x {SKETCHY[2]:,} | map@all, p@100 | {sake_wall:.0f} | "
+  print(f"| {sketchy[0]}, SAKE-style, extrapolated from {len(rows)} random queries | "
+        f"{sketchy[1]:,} x {sketchy[2]:,} | map@all, p@100 | {sake_wall:.0f} | "
         f"{sake_cpu:.0f} | - |")
   sk_wall, sk_cpu = statistics.median(sk_walls), statistics.median(sk_cpus)
-  print(f"\nSpeed-up on {SKETCHY[0]} (target >= 100x): {sake_wall / sk_wall:.0f}x wall (median "
+  print(f"\nSpeed-up on {sketchy[0]} (target >= 100x): {sake_wall / sk_wall:.0f}x wall (median "
         f"call; first call {sake_wall / sk_walls[0]:.0f}x); {sake_cpu / sk_cpu:.0f}x in CPU time; "
         f"x {_THREADS.value} threads (SAKE-style runs on one) = "
         f"{_THREADS.value * sake_cpu / sk_cpu:.0f}x, the wall speed-up on {_THREADS.value} idle "
