@@ -61,6 +61,12 @@ def run_steps(config, devices, fsdp_min_size=None, num_steps=2):
   return jax.device_get(state), jax.device_get(metrics), state
 
 
+# Relative tolerance of a state computed on 8 devices against 1: float32 sums in another order.
+# Adam's second moments square the gradients, doubling their relative error (1.2e-5 seen on a
+# BatchNorm bias with jax 0.11.2's XLA; under 1e-5 with 0.10.2).
+STATE_RTOL = 3e-5
+
+
 def assert_trees_close(a, b, rtol):
   def check(path, x, y):
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -78,7 +84,7 @@ def test_full_recipe_is_the_same_on_8_devices_as_on_1(full_on_one_device):
   assert len(jax.devices()) == 8
   state1, metrics1, _ = full_on_one_device
   state8, metrics8, sharded = run_steps(tiny_config("full"), jax.devices())
-  assert_trees_close(state8, state1, 1e-5)
+  assert_trees_close(state8, state1, STATE_RTOL)
   assert_trees_close(metrics8, metrics1, 1e-5)
   assert int(state8.step) == 2
   assert sharded.params["classifier"]["kernel"].sharding.is_fully_replicated
@@ -92,7 +98,7 @@ def test_full_recipe_is_the_same_on_8_devices_as_on_1(full_on_one_device):
 def test_fsdp_splits_large_leaves_and_changes_nothing(full_on_one_device):
   state1, metrics1, _ = full_on_one_device
   state8, metrics8, sharded = run_steps(tiny_config("full"), jax.devices(), fsdp_min_size=256)
-  assert_trees_close(state8, state1, 1e-5)
+  assert_trees_close(state8, state1, STATE_RTOL)
   assert_trees_close(metrics8, metrics1, 1e-5)
   kernel = sharded.params["backbone"]["layer4_0"]["conv2"]["kernel"]  # (3, 3, 64, 64)
   assert not kernel.sharding.is_fully_replicated

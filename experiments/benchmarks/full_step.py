@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import torch
 
@@ -66,10 +67,12 @@ class JaxStep:
   compiled: Any
 
 
-def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int) -> JaxStep:
+def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,
+             dtype: Any = jnp.float32) -> JaxStep:
+  """The JAX step on one device; `dtype` is the compute dtype (bfloat16 on accelerators)."""
   config = full_config()
   model = retrieval.RetrievalModel(depth=depth, embed_dim=EMBED_DIM, num_seen_classes=num_classes,
-                                   num_teacher_classes=TEACHER_CLASSES)
+                                   num_teacher_classes=TEACHER_CLASSES, dtype=dtype)
   optimizer = optim.make_optimizer(config.optim, steps_per_epoch=100)
   targets = jax.nn.softmax(jax.random.normal(jax.random.key(3), (num_classes, TEACHER_CLASSES)))
   size = batch["image"].shape[1]

@@ -1,15 +1,19 @@
 r"""Training-step speed of the `full` recipe: the jitted JAX step against the PyTorch reference.
 
   python -m experiments.benchmarks.train_step            # ResNet-50, 32 x 112 px and 16 x 224 px
+  python -m experiments.benchmarks.train_step --notorch --dtype=bfloat16 --shapes=128x224
+                                                         # the JAX step alone, on a GPU or TPU
 
 Both sides run the same step (`full_step.py`: ResNet-50, all five losses of `full`, Adam, the
 EMA teacher; float32; the same weights and P x K batch) on the same machine in the same process.
 Each side is warmed up (compilation, allocator) and then timed over several steps; the table
-gives the median. Where the JAX step's time goes: `experiments.benchmarks.step_profile`.
+gives the median. Where the JAX step's time goes: `experiments.benchmarks.step_profile`. The
+PyTorch reference runs on the CPU in float32, so on an accelerator time the JAX step alone.
 """
 from absl import app
 from absl import flags
 import jax
+import jax.numpy as jnp
 import torch
 
 from experiments.benchmarks import full_step
@@ -23,13 +27,18 @@ _CLASSES = flags.DEFINE_integer("num_seen_classes", 100, "Seen classes (Sketchy-
 _BASELINE = flags.DEFINE_bool("xla_conv_baseline", True,
                               "Also time the JAX step with XLA's own convolution gradients.")
 _THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads; 0 keeps torch's.")
+_TORCH = flags.DEFINE_bool("torch", True, "Also time the PyTorch reference (CPU, float32).")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
+                           "Compute dtype of the JAX step (the reference is float32).")
 
 
 def main(argv):
   del argv
   if _THREADS.value:
     torch.set_num_threads(_THREADS.value)
-  print(f"ResNet-{_DEPTH.value}, recipe full, float32; jax {jax.__version__} on "
+  if _DTYPE.value != "float32" and _TORCH.value:
+    raise app.UsageError("The PyTorch reference is float32: use --notorch with --dtype.")
+  print(f"ResNet-{_DEPTH.value}, recipe full, {_DTYPE.value}; jax {jax.__version__} on "
         f"{jax.devices()[0].device_kind} ({jax.device_count()} device(s)), torch "
         f"{torch.__version__} with {torch.get_num_threads()} threads; median of {_STEPS.value} "
         f"steps after {_WARMUP.value} warm-up steps")
@@ -37,16 +46,18 @@ def main(argv):
   for shape in _SHAPES.value:
     batch_size, image_size = (int(v) for v in shape.split("x"))
     batch = full_step.pk_batch(batch_size, image_size, _CLASSES.value)
-    step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
+    dtype = jnp.dtype(_DTYPE.value)
+    step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value, dtype)
     jax_s = timing.median_seconds(step.run, _STEPS.value, _WARMUP.value)
-    baseline_s = float("nan")
+    baseline_s = torch_s = float("nan")
     if _BASELINE.value:
       with full_step.xla_conv_gradients():
-        baseline = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
+        baseline = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value, dtype)
       baseline_s = timing.median_seconds(baseline.run, _STEPS.value, _WARMUP.value)
-    torch_s = timing.median_seconds(
-        full_step.torch_step(_DEPTH.value, batch, _CLASSES.value, step.initial),
-        _STEPS.value, _WARMUP.value)
+    if _TORCH.value:
+      torch_s = timing.median_seconds(
+          full_step.torch_step(_DEPTH.value, batch, _CLASSES.value, step.initial),
+          _STEPS.value, _WARMUP.value)
     rows.append((batch_size, image_size, jax_s, baseline_s, torch_s))
     print(f"  {shape}: jax {jax_s:.3f} s/step (XLA conv gradients {baseline_s:.3f}), "
           f"torch {torch_s:.3f} s/step", flush=True)

@@ -254,6 +254,15 @@ def test_block_bounds_cover_every_query_once_staggered(n, block_size, num_thread
                                   [full * k // num_threads for k in range(1, num_threads)])
 
 
+def test_default_threads_give_the_same_numbers(monkeypatch):
+  q, ql, g, gl, _ = integer_data(12, 60, 300, 4)
+  one = metrics.evaluate(q, ql, g, gl, metrics=ALL, num_threads=1, block_size=7)
+  monkeypatch.setattr(metrics, "MAX_DEFAULT_THREADS", 3)
+  default = metrics.evaluate(q, ql, g, gl, metrics=ALL, block_size=7)
+  for name in ALL:
+    np.testing.assert_array_equal(default.per_query[name], one.per_query[name])
+
+
 def test_interpolated_pr_curve():
   q, ql, g, gl, d = integer_data(8, 50, 250, 5)
   result = metrics.evaluate(q, ql, g, gl, metrics=("map@all",), pr_points=11)
