@@ -15,11 +15,11 @@ interpolation as a Python loop for mAP@all, and a second argsort for P@100, in o
 is timed on a random subset of the queries and extrapolated linearly, and its values on that
 subset are compared with ours.
 """
-import statistics
 import concurrent.futures
 import multiprocessing
 import os
 import resource
+import statistics
 import time
 
 from absl import app
