@@ -148,6 +148,7 @@ def test_gradient_accumulation_steps_params_and_teacher_every_k_calls():
   jax.tree.map(np.testing.assert_array_equal, after1.params, state.params)
   jax.tree.map(np.testing.assert_array_equal, after1.teacher, state.teacher)
   after2, _ = step(after1, pk_batch(1))
-  assert not np.allclose(after2.params["classifier"]["kernel"], state.params["classifier"]["kernel"])
+  assert not np.allclose(after2.params["classifier"]["kernel"],
+                         state.params["classifier"]["kernel"])
   assert not np.allclose(after2.teacher["params"]["classifier"]["kernel"],
                          state.teacher["params"]["classifier"]["kernel"])

@@ -61,8 +61,8 @@ def main(argv):
     rows.append((batch_size, image_size, jax_s, baseline_s, torch_s))
     print(f"  {shape}: jax {jax_s:.3f} s/step (XLA conv gradients {baseline_s:.3f}), "
           f"torch {torch_s:.3f} s/step", flush=True)
-  print("\n| batch | image | JAX img/s | JAX, XLA conv grads, img/s | PyTorch img/s | JAX / PyTorch "
-        "| JAX, XLA conv grads / PyTorch |\n|---|---|---|---|---|---|---|")
+  print("\n| batch | image | JAX img/s | JAX, XLA conv grads, img/s | PyTorch img/s "
+        "| JAX / PyTorch | JAX, XLA conv grads / PyTorch |\n|---|---|---|---|---|---|---|")
   for batch_size, image_size, jax_s, baseline_s, torch_s in rows:
     print(f"| {batch_size} | {image_size} px | {batch_size / jax_s:.1f} | "
           f"{batch_size / baseline_s:.1f} | {batch_size / torch_s:.1f} | {torch_s / jax_s:.2f} | "

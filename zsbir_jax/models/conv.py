@@ -8,8 +8,9 @@ dW = X^T dY over the batch and spatial positions, which XLA:CPU runs 7-9x faster
 ResNet-50 forward + backward at 32 x 112 px takes 2.4 s instead of 3.7 s on a 2-core CPU.
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` whose VJP takes that product
 on CPU and XLA's own gradient everywhere else (`lax.platform_dependent`, chosen when the
-program is lowered), so GPU and TPU programs are unchanged. The forward pass and the input gradient are always XLA's. Values agree with XLA's
-gradient to float rounding (tests/models/test_conv.py).
+program is lowered), so GPU and TPU programs are unchanged. The forward pass and the input
+gradient are always XLA's. Values agree with XLA's gradient to float rounding
+(tests/models/test_conv.py).
 """
 import functools
 from typing import Any, Sequence
