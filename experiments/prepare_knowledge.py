@@ -11,8 +11,8 @@ from absl import flags
 from absl import logging
 import jax
 
-from zsbir_jax import knowledge
 from zsbir_jax.data import lists
+from zsbir_jax.method import knowledge
 
 _ROOT = flags.DEFINE_string("root", None, "Dataset root (holding e.g. Sketchy/).", required=True)
 _SPLIT = flags.DEFINE_enum("split", None, sorted(lists.SPLITS), "Zero-shot split.", required=True)

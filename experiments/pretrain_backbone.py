@@ -5,7 +5,7 @@ r"""Pretrains the synthetic benchmark's backbone on its photo-only set (the Imag
       --output=runs/synthetic_pretrained
 
 Trains ResNet(num_classes = pretraining classes) with softmax cross-entropy and SAKE's
-augmentation (zsbir_jax/pretraining.py), prints progress and the validation accuracy, and
+augmentation (zsbir_jax/training/pretraining.py), prints progress and the validation accuracy, and
 writes a `pretrained.save` directory for `--config.init.backbone` and
 `experiments.prepare_knowledge`. An existing output is never overwritten.
 
@@ -21,9 +21,9 @@ from absl import flags
 import jax
 
 from experiments.configs import common
-from zsbir_jax import pretraining
 from zsbir_jax.data import lists
 from zsbir_jax.models import pretrained
+from zsbir_jax.training import pretraining
 
 _ROOT = flags.DEFINE_string("root", None, "Data root holding Synthetic/ (make_synthetic).",
                             required=True)
@@ -35,7 +35,7 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input side in pixels.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch size.")
 _EPOCHS = flags.DEFINE_integer("epochs", 10, "Training epochs (passes over the photos).")
 _OPTIMIZER = flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam", "adamw"],
-                               "optim.name of zsbir_jax.optim (SGD: Nesterov momentum 0.9).")
+                               "optim.name of training.optim (SGD: Nesterov momentum 0.9).")
 _LR = flags.DEFINE_float("lr", 0.2, "Peak learning rate (cosine decay to 0).")
 _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 5e-4, "Weight decay.")
 _WARMUP_EPOCHS = flags.DEFINE_float("warmup_epochs", 1.0, "Linear warm-up length in epochs.")

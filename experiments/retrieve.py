@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from zsbir_jax.data import lists
+from zsbir_jax import domains
 from zsbir_jax.evaluation import embeddings
 
 _GALLERY = flags.DEFINE_string("gallery", None, "Gallery embeddings .npz (experiments.evaluate "
@@ -47,7 +47,7 @@ def main(argv):
   gallery = embeddings.load(_GALLERY.value)
   if not np.all(gallery.labels >= 0):
     raise ValueError(f"{_GALLERY.value} has unlabelled items; expected a gallery")
-  domain = lists.SKETCH if _DOMAIN.value == "sketch" else lists.PHOTO
+  domain = domains.SKETCH if _DOMAIN.value == "sketch" else domains.PHOTO
   results = embeddings.search(argv[1:], gallery, _TOP_K.value, domain, _BATCH_SIZE.value,
                               _WORKDIR.value)
   print(format_results(results))

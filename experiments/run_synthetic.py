@@ -22,10 +22,10 @@ from absl import flags
 from absl import logging
 
 from experiments import synthetic_workspace
-from zsbir_jax import trainer
 from zsbir_jax.evaluation import plots
 from zsbir_jax.evaluation import report
 from zsbir_jax.evaluation import zero_shot
+from zsbir_jax.training import trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/synthetic", "Where data, runs and report go.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, the pretraining and the training.")

@@ -25,9 +25,9 @@ import jax
 import numpy as np
 
 from experiments import synthetic_workspace
-from zsbir_jax import trainer
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import report
+from zsbir_jax.training import trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/synthetic",
                                "Workspace of experiments.run_synthetic; runs go to <workdir>/table.")

@@ -15,15 +15,15 @@ from typing import Callable
 import ml_collections
 
 from experiments.configs import synthetic as synthetic_config
-from zsbir_jax import knowledge
-from zsbir_jax import pretraining
 from zsbir_jax.data import lists
 from zsbir_jax.data import synthetic
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import report
 from zsbir_jax.evaluation import zero_shot
+from zsbir_jax.method import knowledge
 from zsbir_jax.models import pretrained
+from zsbir_jax.training import pretraining
 
 LOSS_TERMS = ("cls", "quad", "skp", "kd", "da")
 

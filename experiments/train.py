@@ -16,7 +16,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from zsbir_jax import trainer
+from zsbir_jax.training import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:args].",
                                           lock_config=True)

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from zsbir_jax import domains
 from zsbir_jax import inference
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
@@ -18,7 +19,7 @@ def test_predict_returns_each_item_once_in_order(tiny_synthetic):
   dataset = pipeline.eval_dataset(photos, 8, config)  # 3 batches, the last padded with 6
   mesh = sharding.make_mesh()
   out = inference.predict(lambda x: jnp.mean(x, axis=(1, 2)), iter(dataset), mesh, len(photos))
-  expected = np.stack([augment.preprocess(photos[i]["image"], lists.PHOTO, config).mean((0, 1))
+  expected = np.stack([augment.preprocess(photos[i]["image"], domains.PHOTO, config).mean((0, 1))
                        for i in range(len(photos))])
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 

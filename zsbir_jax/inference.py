@@ -1,16 +1,27 @@
-"""Runs a jitted function over an evaluation dataset: every item once, in source order.
+"""Inference shared by training, the method and evaluation: restore a run, predict over a list.
+
+`load_model_variables` reads the model variables of a training run's checkpoint (the directory
+names are the ones `training.checkpoint` writes). `predict` runs a jitted function over an
+evaluation dataset: every item once, in source order.
 
 The dataset is `pipeline.eval_dataset` (padded global batches with 'mask' and 'index'); batches
 are sharded over the mesh's data axis, outputs are gathered to every process, padding is dropped
 and the result is checked to hold each source index exactly once.
 """
 from collections.abc import Callable, Iterable
+import os
+from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 from zsbir_jax import sharding
 from zsbir_jax.data import pipeline
+
+# A training run's checkpoint directories under its workdir (see training/checkpoint.py).
+LATEST_DIR = "checkpoints"
+BEST_DIR = "best"
 
 
 def predict(
@@ -51,3 +62,29 @@ def predict(
   result = np.empty_like(out)
   result[index] = out
   return result
+
+
+def load_model_variables(workdir: str, which: str = "best") -> tuple[dict[str, Any], int]:
+  """({'params', 'batch_stats'} as NumPy, step) of a run's `which` ('best' or 'latest') state.
+
+  For evaluation: needs no template, no optimizer and no data pipeline. Falls back from 'best'
+  to 'latest' when the run has no best checkpoint yet.
+  """
+  for kind in ((BEST_DIR, LATEST_DIR) if which == "best" else (LATEST_DIR,)):
+    directory = os.path.abspath(os.path.join(workdir, kind))
+    if not os.path.isdir(directory):
+      continue
+    manager = ocp.CheckpointManager(directory,
+                                    item_handlers={"state": ocp.StandardCheckpointHandler()})
+    step = manager.best_step() if kind == BEST_DIR else manager.latest_step()
+    if step is None:
+      continue
+    # Restore onto this process's first device, whatever mesh the run was saved from.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          dict(manager.item_metadata(step)["state"]))
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    manager.close()
+    variables = {"params": state["state"]["params"], "batch_stats": state["state"]["batch_stats"]}
+    return jax.device_get(variables), step
+  raise FileNotFoundError(f"no {which} checkpoint under {workdir}")

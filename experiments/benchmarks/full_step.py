@@ -2,8 +2,8 @@
 
 Both sides run the same step: ResNet -> embedding (D 512) -> seen classifier and teacher head
 (1000), all five losses of `full` with BKD's modality weights, Adam with L2 decay at a constant
-rate and the EMA teacher (`zsbir_jax.train_step` and `torch_reference.Trainer`), float32, from
-the same initial weights and the same P x K batch. Defines no flags, so every benchmark script
+rate and the EMA teacher (`zsbir_jax.training.train_step` and `torch_reference.Trainer`),
+float32, from the same initial weights and the same P x K batch. Defines no flags, so every benchmark script
 can import it.
 """
 import contextlib
@@ -19,13 +19,13 @@ import torch
 
 from experiments.benchmarks import torch_reference
 from experiments.configs import common
-from zsbir_jax import optim
 from zsbir_jax import sharding
-from zsbir_jax import train_state
-from zsbir_jax import train_step as train_step_lib
 from zsbir_jax.data import sampler
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
+from zsbir_jax.training import optim
+from zsbir_jax.training import train_state
+from zsbir_jax.training import train_step as train_step_lib
 
 EMBED_DIM, TEACHER_CLASSES = 512, 1000
 

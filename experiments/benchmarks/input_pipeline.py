@@ -31,6 +31,7 @@ import torch
 from torch.utils import data as torch_data
 from torchvision.transforms import v2
 
+from zsbir_jax import domains
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
@@ -132,7 +133,7 @@ def _rate(next_batch: Callable[[], int]) -> float:
 
 def measure_grain(paths: list[str]) -> float:
   records = [lists.Record(p, int(os.path.basename(os.path.dirname(p))[1:]), d)
-             for d in (lists.SKETCH, lists.PHOTO) for p in paths]
+             for d in (domains.SKETCH, domains.PHOTO) for p in paths]
   src = source.RecordSource(records)
   sampler = sampler_lib.PKSampler(src.labels, src.domains, _BATCH.value // 4, 2, seed=0)
   ds = pipeline.train_dataset(src, sampler, augment.AugmentConfig(size=_SIZE.value), seed=0,

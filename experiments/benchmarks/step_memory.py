@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 
 from experiments.configs import common
-from zsbir_jax import optim
 from zsbir_jax import sharding
-from zsbir_jax import train_state
-from zsbir_jax import train_step as train_step_lib
 from zsbir_jax.models import retrieval
+from zsbir_jax.training import optim
+from zsbir_jax.training import train_state
+from zsbir_jax.training import train_step as train_step_lib
 
 _DEPTH = flags.DEFINE_integer("depth", 50, "ResNet depth.")
 _WIDTH = flags.DEFINE_float("width", 1.0, "ResNet width multiplier.")

@@ -1,8 +1,8 @@
 """A PyTorch reference of the `full`-recipe training step: the parity tests and the benchmark.
 
-Written with torch ops from METHOD.md and the docstrings of `zsbir_jax.losses` and
-`zsbir_jax.objective` (not from the JAX code paths): torchvision ResNet backbone (fc = Identity)
--> Linear embedding -> Linear classifier and teacher head; the five losses; BKD's modality
+Written with torch ops from METHOD.md and the docstrings of `zsbir_jax.method.losses` and
+`zsbir_jax.method.objective` (not from the JAX code paths): torchvision ResNet backbone
+(fc = Identity) -> Linear embedding -> Linear classifier and teacher head; the five losses; BKD's modality
 weights from `torch.autograd.grad` of L^sk and L^ph with respect to e; torch.optim.Adam with L2
 weight decay; the EMA teacher (parameters and BatchNorm buffers) in eval mode. Images are NCHW.
 """

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torchvision.transforms.functional as tvf
 
+from zsbir_jax import domains
 from zsbir_jax.data import augment
-from zsbir_jax.data import lists
 
 
 def _skimage_forward(params: augment.AffineParams) -> np.ndarray:
@@ -78,7 +78,7 @@ def test_flip_rotation_and_fill_are_exact():
   rotated = augment.warp(image, quarter, 20, (0, 0, 0)).astype(int)
   assert np.abs(rotated - np.rot90(image, k=-1)).max() <= 1
   away = augment.transform_matrix(augment.IDENTITY._replace(translate_x=100.0), box, 20, True)
-  sketch = augment.preprocess(image, lists.SKETCH, augment.AugmentConfig(size=8),
+  sketch = augment.preprocess(image, domains.SKETCH, augment.AugmentConfig(size=8),
                               augment.IDENTITY._replace(translate_x=100.0))
   white = augment.normalize(np.full((1, 1, 3), 255, np.uint8))
   np.testing.assert_allclose(sketch, np.broadcast_to(white, sketch.shape))
@@ -127,14 +127,14 @@ def test_ink_box_and_crop_frame_the_sketch():
   assert (x0 + w / 2, y0 + h / 2) == (55.0, 20.0)
   assert augment.ink_box(np.full((5, 6, 3), 255, np.uint8)) == (0.0, 0.0, 6.0, 5.0)
   config = augment.AugmentConfig(size=40, crop_sketch_to_ink=True)
-  out = augment.preprocess(canvas, lists.SKETCH, config)
+  out = augment.preprocess(canvas, domains.SKETCH, config)
   ink = out[..., 0] < 0
   rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
   # The 20 x 10 ink block spans the height minus the margins and is centred.
   assert rows[0] in (1, 2) and rows[-1] in (37, 38)
   assert cols[0] + cols[-1] in (38, 39, 40)
   # Photos are never cropped.
-  photo = augment.preprocess(canvas, lists.PHOTO, config)
+  photo = augment.preprocess(canvas, domains.PHOTO, config)
   assert (photo[..., 0] < 0).sum() < ink.sum()
 
 
@@ -154,7 +154,7 @@ def test_unaugmented_items_are_torchvisions_resize_and_normalize():
   config = augment.AugmentConfig(size=24)
   ref = tvf.normalize(tvf.to_tensor(tvf.resize(Image.fromarray(image), [24, 24])),
                       augment.IMAGENET_MEAN, augment.IMAGENET_STD).numpy().transpose(1, 2, 0)
-  for domain in (lists.SKETCH, lists.PHOTO):
+  for domain in (domains.SKETCH, domains.PHOTO):
     out = augment.preprocess(image, domain, config)
     assert out.shape == (24, 24, 3) and out.dtype == np.float32
     np.testing.assert_allclose(out, ref, atol=1e-5)

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from zsbir_jax import domains
 from zsbir_jax.data import check
 from zsbir_jax.data import lists
 
@@ -17,7 +18,7 @@ _SPEC = lists.SPLITS["synthetic"]
 def _image(path, domain, seed):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   rng = np.random.default_rng(seed)
-  if domain == lists.SKETCH:
+  if domain == domains.SKETCH:
     pixels = np.full((16, 16), 255, np.uint8)
     pixels[rng.integers(16), :] = 0
     Image.fromarray(pixels, mode="L").save(path)
@@ -50,7 +51,7 @@ def _make_tree(root):
   }
   files = dict(_SPEC.list_files())
   for role, entry in entries.items():
-    domain = lists.SKETCH if "sketch" in role or role == "query" else lists.PHOTO
+    domain = domains.SKETCH if "sketch" in role or role == "query" else domains.PHOTO
     for n, (rel, _) in enumerate(entry):
       _image(os.path.join(base, rel), domain, n)
     if role.startswith("pretrain"):
@@ -142,7 +143,7 @@ def test_real_split_compares_with_published_counts_and_shipped_classes(tmp_path)
                     ("query", "png_ready/bus/1.png"),
                     ("train_photo", "ImageResized_ready/alarm clock/n1.JPEG"),
                     ("gallery", "ImageResized_ready/bus/n1.JPEG")]:
-    _image(os.path.join(base, rel), lists.SKETCH if "png" in rel else lists.PHOTO, 0)
+    _image(os.path.join(base, rel), domains.SKETCH if "png" in rel else domains.PHOTO, 0)
     _write_list(os.path.join(list_dir, spec.list_files()[role]), [(rel, 0)])
   _write_list(os.path.join(list_dir, spec.seen_class_file), [("alarm clock", 0)])
   _write_list(os.path.join(list_dir, spec.unseen_class_file), [("bus", 0), ("unicorn", 1)])

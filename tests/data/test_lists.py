@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from zsbir_jax import domains
 from zsbir_jax.data import lists
 
 
@@ -22,14 +23,14 @@ def test_read_list_label_is_last_token_and_path_keeps_spaces(tmp_path):
       "   \n"
       "images/bat/image_01353.jpg\t0\n"
       "a  b/two  spaces.png 3\n"))
-  records = lists.read_list(list_file, str(tmp_path / "root"), lists.PHOTO)
+  records = lists.read_list(list_file, str(tmp_path / "root"), domains.PHOTO)
   root = os.path.abspath(tmp_path / "root")
   assert records == [
-      lists.Record(os.path.join(root, "png_ready/alarm clock/141.png"), 2, lists.PHOTO),
+      lists.Record(os.path.join(root, "png_ready/alarm clock/141.png"), 2, domains.PHOTO),
       lists.Record(os.path.join(root, "ImageResized_ready/bottle opener/n123_4.JPEG"), 17,
-                   lists.PHOTO),
-      lists.Record(os.path.join(root, "images/bat/image_01353.jpg"), 0, lists.PHOTO),
-      lists.Record(os.path.join(root, "a  b/two  spaces.png"), 3, lists.PHOTO),
+                   domains.PHOTO),
+      lists.Record(os.path.join(root, "images/bat/image_01353.jpg"), 0, domains.PHOTO),
+      lists.Record(os.path.join(root, "a  b/two  spaces.png"), 3, domains.PHOTO),
   ]
   assert all(os.path.isabs(r.path) for r in records)
 
@@ -42,10 +43,10 @@ def test_read_list_agrees_with_sake_reference_parsing(tmp_path):
   lines = [f"{' '.join(rng.choices(words, k=rng.randint(1, 4)))} {rng.randint(0, 300)}"
            for _ in range(200)]
   list_file = _write(tmp_path / "l.txt", "\n".join(lines) + "\n")
-  got = lists.read_list(list_file, "/r", lists.SKETCH)
+  got = lists.read_list(list_file, "/r", domains.SKETCH)
   want = [(os.path.join("/r", " ".join(l.split()[:-1])), int(l.split()[-1])) for l in lines]
   assert [(r.path, r.label) for r in got] == want
-  assert {r.domain for r in got} == {lists.SKETCH}
+  assert {r.domain for r in got} == {domains.SKETCH}
 
 
 @pytest.mark.parametrize("bad", ["just_a_path.png", "a/b.png x", "a/b.png -1", "a/b.png 1.0",
@@ -53,7 +54,7 @@ def test_read_list_agrees_with_sake_reference_parsing(tmp_path):
 def test_read_list_malformed_line_names_file_and_line(tmp_path, bad):
   list_file = _write(tmp_path / "bad list.txt", f"a/ok.png 0\n\n{bad}\n")
   with pytest.raises(lists.ListFormatError, match=r"bad list\.txt:3: .*" + "expected"):
-    lists.read_list(list_file, str(tmp_path), lists.SKETCH)
+    lists.read_list(list_file, str(tmp_path), domains.SKETCH)
 
 
 def test_read_class_names_orders_by_id_and_keeps_spaces(tmp_path):
@@ -127,14 +128,14 @@ def test_load_split_with_test_list(tmp_path):
   assert data.seen_classes == tuple(seen) and data.unseen_classes == tuple(unseen)
   assert len(data.train) == 3 * 4 * 2 and len(data.val) == 3 * 2
   assert len(data.query) == len(data.gallery) == 2 * 4
-  sketches = [r for r in data.train if r.domain == lists.SKETCH]
-  photos = [r for r in data.train if r.domain == lists.PHOTO]
+  sketches = [r for r in data.train if r.domain == domains.SKETCH]
+  photos = [r for r in data.train if r.domain == domains.PHOTO]
   assert len(sketches) == len(photos) == 12 and photos[0].path.endswith(".JPEG")
-  assert {r.domain for r in data.val + data.query} == {lists.SKETCH}
-  assert {r.domain for r in data.gallery} == {lists.PHOTO}
+  assert {r.domain for r in data.val + data.query} == {domains.SKETCH}
+  assert {r.domain for r in data.gallery} == {domains.PHOTO}
   base = os.path.abspath(tmp_path / "TUBerlin")
-  assert data.val[0] == lists.Record(os.path.join(base, "sk/alarm clock/4.png"), 0, lists.SKETCH)
-  assert data.query[-1] == lists.Record(os.path.join(base, "sk/bus/3.png"), 1, lists.SKETCH)
+  assert data.val[0] == lists.Record(os.path.join(base, "sk/alarm clock/4.png"), 0, domains.SKETCH)
+  assert data.query[-1] == lists.Record(os.path.join(base, "sk/bus/3.png"), 1, domains.SKETCH)
   assert not {r.path for r in data.val} & {r.path for r in data.train}
 
 
@@ -144,7 +145,7 @@ def test_load_split_holds_out_val_without_test_list(tmp_path):
   seen, unseen = ["cat", "dog"], ["bat", "cow", "zebra"]
   list_dir = _tiny_root(tmp_path, spec, seen, unseen, per_class=per_class)
   data = lists.load_split(str(tmp_path), "quickdraw30")
-  train_sketches = [r for r in data.train if r.domain == lists.SKETCH]
+  train_sketches = [r for r in data.train if r.domain == domains.SKETCH]
   assert len(data.val) == 2 * spec.val_per_class
   assert len(train_sketches) == 2 * 7
   for label in (0, 1):

@@ -14,6 +14,7 @@ from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
 from zsbir_jax.data import sampler as sampler_lib
 from zsbir_jax.data import source
+from zsbir_jax.domains import PHOTO, SKETCH
 
 CONFIG = augment.AugmentConfig(size=16)
 P, K = 2, 2
@@ -26,7 +27,7 @@ def records(tmp_path_factory) -> list[lists.Record]:
   rng = np.random.default_rng(0)
   out = []
   for c in range(5):
-    for domain, count, ext in ((lists.SKETCH, 3 + c % 3, "png"), (lists.PHOTO, 4 + c % 3, "jpg")):
+    for domain, count, ext in ((SKETCH, 3 + c % 3, "png"), (PHOTO, 4 + c % 3, "jpg")):
       for i in range(count):
         path = str(root / f"{c}_{domain}_{i}.{ext}")
         Image.fromarray(rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)).save(path)

@@ -4,14 +4,14 @@ import collections
 import numpy as np
 import pytest
 
-from zsbir_jax.data import lists
 from zsbir_jax.data import sampler as sampler_lib
+from zsbir_jax.domains import PHOTO, SKETCH
 
 
 def _dataset(sketches: list[int], photos: list[int]) -> tuple[np.ndarray, np.ndarray]:
   """Labels and domains of a split with the given per-class counts, items interleaved."""
-  items = [(c, lists.SKETCH) for c, n in enumerate(sketches) for _ in range(n)]
-  items += [(c, lists.PHOTO) for c, n in enumerate(photos) for _ in range(n)]
+  items = [(c, SKETCH) for c, n in enumerate(sketches) for _ in range(n)]
+  items += [(c, PHOTO) for c, n in enumerate(photos) for _ in range(n)]
   order = np.random.default_rng(0).permutation(len(items))
   labels, domains = zip(*[items[i] for i in order])
   return np.array(labels), np.array(domains)
@@ -31,7 +31,7 @@ def test_batches_hold_p_classes_of_k_sketches_and_k_photos_with_partners():
       slots_d = domains[batch].reshape(p, 2, k)
       assert (slots_l == slots_l[:, :1, :1]).all()  # one class per slot
       assert len(set(slots_l[:, 0, 0])) == p  # P distinct classes
-      assert (slots_d[:, 0] == lists.SKETCH).all() and (slots_d[:, 1] == lists.PHOTO).all()
+      assert (slots_d[:, 0] == SKETCH).all() and (slots_d[:, 1] == PHOTO).all()
       assert (labels[batch][s.partner] == labels[batch]).all()
       assert (domains[batch][s.partner] != domains[batch]).all()
 
@@ -45,10 +45,10 @@ def test_steps_per_epoch_and_photo_coverage():
   assert s.steps_per_epoch == sum(photos) // 6
   for epoch in range(2):
     used = s.epoch(epoch).ravel()
-    photo_counts = collections.Counter(i for i in used if domains[i] == lists.PHOTO)
-    assert sorted(photo_counts) == sorted(np.flatnonzero(domains == lists.PHOTO))
+    photo_counts = collections.Counter(i for i in used if domains[i] == PHOTO)
+    assert sorted(photo_counts) == sorted(np.flatnonzero(domains == PHOTO))
     assert set(photo_counts.values()) == {1}
-    sketch_counts = collections.Counter(i for i in used if domains[i] == lists.SKETCH)
+    sketch_counts = collections.Counter(i for i in used if domains[i] == SKETCH)
     assert set(sketch_counts.values()) == {1}
 
 

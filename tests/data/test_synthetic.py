@@ -7,6 +7,7 @@ from PIL import Image
 from PIL import ImageFilter
 import pytest
 
+from zsbir_jax import domains
 from zsbir_jax.data import check
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
@@ -56,14 +57,14 @@ def test_layout_is_read_by_load_split(tiny_root):
   assert data.seen_classes == tuple(synthetic.class_name(k) for k in range(4))
   assert data.unseen_classes == ("shape 004", "shape 005")
   assert not set(data.seen_classes) & set(data.unseen_classes)
-  sketches = [r for r in data.train if r.domain == lists.SKETCH]
-  photos = [r for r in data.train if r.domain == lists.PHOTO]
+  sketches = [r for r in data.train if r.domain == domains.SKETCH]
+  photos = [r for r in data.train if r.domain == domains.PHOTO]
   assert len(sketches) == c.num_seen * c.sketches_per_class
   assert len(photos) == c.num_seen * c.photos_per_class
   assert len(data.val) == c.num_seen * c.test_sketches_per_class
   assert len(data.query) == len(data.gallery) == c.num_unseen * 3
-  assert {r.domain for r in data.val + data.query} == {lists.SKETCH}
-  assert {r.domain for r in data.gallery} == {lists.PHOTO}
+  assert {r.domain for r in data.val + data.query} == {domains.SKETCH}
+  assert {r.domain for r in data.gallery} == {domains.PHOTO}
   assert {r.label for r in data.train} == {r.label for r in data.val} == set(range(4))
   assert {r.label for r in data.query} == {r.label for r in data.gallery} == {0, 1}
   assert not {r.path for r in data.val} & {r.path for r in data.train}
@@ -84,7 +85,7 @@ def test_pretrain_set_is_disjoint_and_checks_clean(tiny_root):
   assert pre.classes == ("shape 006", "shape 007", "shape 008")
   assert not set(pre.classes) & (set(data.seen_classes) | set(data.unseen_classes))
   assert len(pre.train) == 3 * 3 and len(pre.val) == 3
-  assert {r.domain for r in pre.train + pre.val} == {lists.PHOTO}
+  assert {r.domain for r in pre.train + pre.val} == {domains.PHOTO}
   assert not {r.path for r in pre.train} & {r.path for r in pre.val}
   assert check.check_split(tiny_root, "synthetic").problems == ()
 

@@ -7,14 +7,16 @@ import optax
 import pytest
 
 from experiments.configs import common
-from zsbir_jax import checkpoint
+from zsbir_jax import domains
+from zsbir_jax import inference
 from zsbir_jax import sharding
-from zsbir_jax import train_state
 from zsbir_jax.data import augment
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.models import retrieval
+from zsbir_jax.training import checkpoint
+from zsbir_jax.training import train_state
 
 IMAGE_SIZE, STEP = 32, 7
 
@@ -68,7 +70,7 @@ def make_workdir(workdir: str, seed: int = 0) -> None:
 def reference_embeddings(workdir: str, records) -> np.ndarray:
   """Item by item on one device: decode, frame per domain, resize, embed; (N, D) float64."""
   model = retrieval.load_spec(workdir)
-  variables, _ = checkpoint.load_model_variables(workdir)
+  variables, _ = inference.load_model_variables(workdir)
   config = augment.AugmentConfig(size=IMAGE_SIZE, crop_sketch_to_ink=True)
   x = np.stack([augment.preprocess(images.load_rgb(r.path), r.domain, config) for r in records])
   e = np.asarray(model.apply(variables, x, method=retrieval.RetrievalModel.encode), np.float64)
@@ -109,9 +111,9 @@ def test_save_load_round_trip(tmp_path):
   identity = embeddings.ModelIdentity(workdir="/runs/a b", which="latest", step=3,
                                       spec={"depth": 50, "embed_dim": 4}, image_size=224,
                                       crop_sketch_to_ink=False)
-  records = [lists.Record("/d/alarm clock/ü 1.png", 1, lists.SKETCH),
-             lists.Record("/d/cup/2.jpg", 0, lists.PHOTO),
-             lists.Record("/d/cup/3.JPEG", 0, lists.PHOTO)]
+  records = [lists.Record("/d/alarm clock/ü 1.png", 1, domains.SKETCH),
+             lists.Record("/d/cup/2.jpg", 0, domains.PHOTO),
+             lists.Record("/d/cup/3.JPEG", 0, domains.PHOTO)]
   z = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
   stored = embeddings.from_records(records, z, ("cup", "alarm clock"), "tuberlin30", identity)
   path = str(tmp_path / "set.npz")
@@ -120,7 +122,7 @@ def test_save_load_round_trip(tmp_path):
   np.testing.assert_array_equal(loaded.embeddings, z)
   assert loaded.paths == tuple(r.path for r in records)
   np.testing.assert_array_equal(loaded.labels, [1, 0, 0])
-  np.testing.assert_array_equal(loaded.domains, [lists.SKETCH, lists.PHOTO, lists.PHOTO])
+  np.testing.assert_array_equal(loaded.domains, [domains.SKETCH, domains.PHOTO, domains.PHOTO])
   assert (loaded.class_names, loaded.split, loaded.model) == (
       ("cup", "alarm clock"), "tuberlin30", identity)
   assert len(loaded) == 3

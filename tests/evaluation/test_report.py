@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from zsbir_jax import domains
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import hashing
@@ -26,8 +27,8 @@ def embedding_set(labels, domain, rng):
 def make_report():
   rng = np.random.default_rng(0)
   # Class 3 (wine_bottle) has queries but no gallery photo: its 2 queries are excluded.
-  query = embedding_set([0] * 5 + [1] * 3 + [2] * 4 + [3] * 2, lists.SKETCH, rng)
-  gallery = embedding_set([0] * 6 + [1] * 7 + [2] * 5, lists.PHOTO, rng)
+  query = embedding_set([0] * 5 + [1] * 3 + [2] * 4 + [3] * 2, domains.SKETCH, rng)
+  gallery = embedding_set([0] * 6 + [1] * 7 + [2] * 5, domains.PHOTO, rng)
   real = metrics.evaluate(query.embeddings, query.labels, gallery.embeddings, gallery.labels,
                           metrics=["map@all", "p@10", "map@5"])
   itq = hashing.fit_itq(rng.standard_normal((30, 8)), 4)

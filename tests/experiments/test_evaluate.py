@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from tests.evaluation import test_embeddings
+from zsbir_jax import domains
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import hashing
@@ -32,7 +33,7 @@ def test_evaluate_command(tiny_synthetic, tmp_path):
 
   # The reference: item-by-item embeddings, ITQ learned on the training photos, metrics.py.
   data = lists.load_split(tiny_synthetic, "synthetic")
-  train_photos = [r for r in data.train if r.domain == lists.PHOTO]
+  train_photos = [r for r in data.train if r.domain == domains.PHOTO]
   query_z, gallery_z, train_z = (test_embeddings.reference_embeddings(workdir, records)
                                  for records in (data.query, data.gallery, train_photos))
   query_labels = np.array([r.label for r in data.query])

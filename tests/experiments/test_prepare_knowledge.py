@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zsbir_jax import knowledge
+from zsbir_jax import domains
 from zsbir_jax.data import augment
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+from zsbir_jax.method import knowledge
 from zsbir_jax.models import pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,9 +32,9 @@ def test_prepare_knowledge_command(tiny_synthetic, tmp_path):
   table = knowledge.load(output, data.seen_classes)
   assert table.targets.shape == (6, 5) and table.teacher == "test-teacher"
 
-  photos = [r for r in data.train if r.domain == lists.PHOTO]
+  photos = [r for r in data.train if r.domain == domains.PHOTO]
   config = augment.AugmentConfig(size=32)
-  x = np.stack([augment.preprocess(images.load_rgb(r.path), lists.PHOTO, config) for r in photos])
+  x = np.stack([augment.preprocess(images.load_rgb(r.path), domains.PHOTO, config) for r in photos])
   _, logits = spec.model().apply(variables, x, with_logits=True)
   probs = jax.nn.softmax(np.asarray(logits, np.float64) / 2.0)
   for c in range(6):

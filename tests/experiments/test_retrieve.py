@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.evaluation import test_embeddings
+from zsbir_jax import domains
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
 
@@ -73,4 +74,4 @@ def test_refuses_a_gallery_of_another_checkpoint(setup):
   _, data, gallery, _, _ = setup
   other = dataclasses.replace(gallery, model=dataclasses.replace(gallery.model, step=99))
   with pytest.raises(ValueError, match="embedded by step 99 .* has step 7"):
-    embeddings.search([data.query[0].path], other, 3, lists.SKETCH, 8)
+    embeddings.search([data.query[0].path], other, 3, domains.SKETCH, 8)

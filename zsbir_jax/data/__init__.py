@@ -1,0 +1,4 @@
+"""Data: list files and splits, the synthetic benchmark, sources, sampling, augmentation, grain.
+
+May import `domains` and `sharding` only (never `models/`, `method/`, `training/`).
+"""

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from zsbir_jax.data import lists
+from zsbir_jax import domains
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -184,7 +184,7 @@ def preprocess(image: np.ndarray, domain: int, config: AugmentConfig,
   `params=IDENTITY` (evaluation, and training items left unaugmented) only frames and resizes;
   without ink framing that is a plain resize, as torchvision's `Resize` in SAKE's evaluation.
   """
-  sketch = domain == lists.SKETCH
+  sketch = domain == domains.SKETCH
   size = config.size
   if params == IDENTITY and not (sketch and config.crop_sketch_to_ink):
     # A plain resize: PIL's antialiased bilinear, exactly torchvision's Resize, and faster.

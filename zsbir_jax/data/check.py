@@ -11,6 +11,7 @@ import dataclasses
 import multiprocessing
 import os
 
+from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 
@@ -114,7 +115,7 @@ def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5
   records_by_role: dict[str, list[lists.Record]] = {}
   for role, list_file, _ in targets:
     try:
-      domain = lists.SKETCH if role in ("train_sketch", "test_sketch", "query") else lists.PHOTO
+      domain = domains.SKETCH if role in ("train_sketch", "test_sketch", "query") else domains.PHOTO
       records_by_role[role] = lists.read_list(list_file, dataset_dir, domain)
     except FileNotFoundError:
       problems.append(f"{role}: list file missing: {list_file}")

@@ -12,8 +12,7 @@ import json
 import os
 from typing import NamedTuple
 
-SKETCH = 0
-PHOTO = 1
+from zsbir_jax.domains import PHOTO, SKETCH
 
 # Where the unseen-class definitions of the published splits are shipped (data/splits/ in the
 # repository, one `<class name> <id>` line per class).
@@ -22,7 +21,7 @@ SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 class Record(NamedTuple):
-  """One image of a split: absolute `path`, class `label` in [0, C), `domain` SKETCH or PHOTO."""
+  """One image of a split: absolute `path`, class `label` in [0, C), `domain` (`domains`)."""
   path: str
   label: int
   domain: int

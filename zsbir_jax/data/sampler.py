@@ -27,7 +27,7 @@ import functools
 
 import numpy as np
 
-from zsbir_jax.data import lists
+from zsbir_jax.domains import PHOTO, SKETCH
 
 
 def pk_layout(classes, k: int) -> dict[str, np.ndarray]:
@@ -39,7 +39,7 @@ def pk_layout(classes, k: int) -> dict[str, np.ndarray]:
   position = np.arange(2 * len(classes) * k)
   slot, within = position // (2 * k), position % (2 * k)
   return {"label": np.asarray(classes, np.int32)[slot],
-          "domain": np.where(within < k, lists.SKETCH, lists.PHOTO).astype(np.int32),
+          "domain": np.where(within < k, SKETCH, PHOTO).astype(np.int32),
           "partner": (slot * 2 * k + (within + k) % (2 * k)).astype(np.int32)}
 
 
@@ -59,7 +59,7 @@ class PKSampler:
 
     Args:
       labels: (N,) class label of every source item.
-      domains: (N,) lists.SKETCH or lists.PHOTO of every source item.
+      domains: (N,) SKETCH or PHOTO of every source item.
       p: classes per batch.
       k: sketches and photos per class per batch.
       seed: sampling seed.
@@ -75,16 +75,16 @@ class PKSampler:
       raise ValueError(
           f"labels and domains must be equal-length vectors, got shapes {labels.shape} and "
           f"{domains.shape}")
-    bad = ~np.isin(domains, (lists.SKETCH, lists.PHOTO))
+    bad = ~np.isin(domains, (SKETCH, PHOTO))
     if bad.any():
       raise ValueError(
-          f"domains must be {lists.SKETCH} (sketch) or {lists.PHOTO} (photo); item "
+          f"domains must be {SKETCH} (sketch) or {PHOTO} (photo); item "
           f"{int(np.argmax(bad))} has {int(domains[bad][0])}")
     self._p, self._k, self._seed = p, k, seed
     self.batch_size = 2 * p * k
     classes = np.unique(labels)
-    sketches = {int(c): np.flatnonzero((labels == c) & (domains == lists.SKETCH)) for c in classes}
-    photos = {int(c): np.flatnonzero((labels == c) & (domains == lists.PHOTO)) for c in classes}
+    sketches = {int(c): np.flatnonzero((labels == c) & (domains == SKETCH)) for c in classes}
+    photos = {int(c): np.flatnonzero((labels == c) & (domains == PHOTO)) for c in classes}
     one_sided = [int(c) for c in classes if len(sketches[int(c)]) == 0 or len(photos[int(c)]) == 0]
     if one_sided:
       raise ValueError(

@@ -1,7 +1,7 @@
 """grain random-access sources of decoded images with their label and domain.
 
-An element is a dict: `image` uint8 (H, W, 3) RGB, `label` int, `domain` int (lists.SKETCH or
-lists.PHOTO) and `index`, its position in the source. `labels` and `domains` give every item's
+An element is a dict: `image` uint8 (H, W, 3) RGB, `label` int, `domain` int (domains.SKETCH or
+domains.PHOTO) and `index`, its position in the source. `labels` and `domains` give every item's
 class and domain without decoding, for the sampler. A missing or undecodable image raises
 images.BadImageError naming its path.
 """
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 

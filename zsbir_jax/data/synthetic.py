@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 
@@ -393,11 +394,11 @@ def _render_class(job: _ClassJob) -> None:
   if job.num_photos:
     os.makedirs(os.path.join(job.photo_dir, name), exist_ok=True)
   for i in range(job.num_sketches):
-    rng = np.random.default_rng([job.seed, 1, job.class_id, lists.SKETCH, i])
+    rng = np.random.default_rng([job.seed, 1, job.class_id, domains.SKETCH, i])
     render_sketch(program, rng, job.image_size).save(
         os.path.join(job.sketch_dir, name, f"{i:04d}.png"), "PNG")
   for i in range(job.num_photos):
-    rng = np.random.default_rng([job.seed, 1, job.class_id, lists.PHOTO, i])
+    rng = np.random.default_rng([job.seed, 1, job.class_id, domains.PHOTO, i])
     render_photo(program, rng, job.image_size).save(
         os.path.join(job.photo_dir, name, f"{i:04d}.jpg"), "JPEG", quality=_JPEG_QUALITY)
 
@@ -501,7 +502,7 @@ def contact_sheet(records: tuple[lists.Record, ...], num_classes: int = 8,
   """A grid for eyeballing a split: per class (row), `per_domain` sketches then photos."""
   rows = []
   for label in sorted({r.label for r in records})[:num_classes]:
-    rows.append([r.path for domain in (lists.SKETCH, lists.PHOTO)
+    rows.append([r.path for domain in (domains.SKETCH, domains.PHOTO)
                  for r in [r for r in records if r.label == label and r.domain == domain]
                  [:per_domain]])
   step = tile + 2

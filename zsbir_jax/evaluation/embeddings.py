@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from zsbir_jax import checkpoint
+from zsbir_jax import domains
 from zsbir_jax import inference
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
@@ -79,7 +79,7 @@ def load_embedder(workdir: str, which: str = "best", image_size: int | None = No
   size = image_size or data_config.get("image_size")
   if not size:
     raise ValueError(f"no data.image_size in {config_path}: pass the input size explicitly")
-  variables, step = checkpoint.load_model_variables(workdir, which)
+  variables, step = inference.load_model_variables(workdir, which)
   identity = ModelIdentity(
       workdir=os.path.abspath(workdir), which=which, step=int(step), spec=spec,
       image_size=int(size), crop_sketch_to_ink=bool(data_config.get("crop_sketch_to_ink", False)))
@@ -124,7 +124,7 @@ class EmbeddingSet:
     embeddings: (N, D) float32, L2-normalised.
     paths: N image paths.
     labels: (N,) int64 class ids indexing `class_names` (-1 for unlabelled queries).
-    domains: (N,) int64, lists.SKETCH or lists.PHOTO.
+    domains: (N,) int64, domains.SKETCH or domains.PHOTO.
     class_names: names of the class ids.
     split: the split the records come from ("" if none).
     model: the model that made them.

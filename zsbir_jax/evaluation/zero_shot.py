@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from zsbir_jax import domains
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import hashing
@@ -30,7 +31,7 @@ def compute_embeddings(workdir: str, which: str, root: str, split: str, image_si
   parts = {QUERY: (data.query, data.unseen_classes),
            GALLERY: (data.gallery, data.unseen_classes)}
   if with_train_photos:
-    parts[TRAIN_PHOTOS] = ([r for r in data.train if r.domain == lists.PHOTO],
+    parts[TRAIN_PHOTOS] = ([r for r in data.train if r.domain == domains.PHOTO],
                            data.seen_classes)
   # One pass over all lists: one compilation, one padded batch.
   z = embeddings.extract(embedder, [r for records, _ in parts.values() for r in records],

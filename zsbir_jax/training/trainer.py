@@ -17,14 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zsbir_jax import checkpoint
 from zsbir_jax import inference
-from zsbir_jax import knowledge
-from zsbir_jax import metric_writer
-from zsbir_jax import optim
 from zsbir_jax import sharding
-from zsbir_jax import train_state
-from zsbir_jax import train_step as train_step_lib
 from zsbir_jax.data import augment
 from zsbir_jax.data import check
 from zsbir_jax.data import lists
@@ -33,8 +27,14 @@ from zsbir_jax.data import sampler as sampler_lib
 from zsbir_jax.data import source
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import metrics as retrieval_metrics
+from zsbir_jax.method import knowledge
 from zsbir_jax.models import pretrained
 from zsbir_jax.models import retrieval
+from zsbir_jax.training import checkpoint
+from zsbir_jax.training import metric_writer
+from zsbir_jax.training import optim
+from zsbir_jax.training import train_state
+from zsbir_jax.training import train_step as train_step_lib
 
 
 class ConfigError(ValueError):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from zsbir_jax import knowledge
+from zsbir_jax.method import knowledge
 
 
 def test_class_targets_equal_a_plain_loop():

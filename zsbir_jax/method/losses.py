@@ -15,7 +15,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from zsbir_jax.data.lists import PHOTO, SKETCH
+from zsbir_jax.domains import PHOTO, SKETCH
 
 Array = jax.Array
 

@@ -27,14 +27,14 @@ import torch
 from experiments.benchmarks.torchvision_parity import random_torchvision, rel
 from experiments.benchmarks import torch_reference
 from experiments.configs import common
-from zsbir_jax import objective
-from zsbir_jax import optim
-from zsbir_jax import train_state
-from zsbir_jax import train_step as train_step_lib
 from zsbir_jax.data import sampler
+from zsbir_jax.method import objective
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 from zsbir_jax.models import torchvision_weights
+from zsbir_jax.training import optim
+from zsbir_jax.training import train_state
+from zsbir_jax.training import train_step as train_step_lib
 
 NUM_SEEN, EMBED_DIM, SIZE = 6, 32, 32
 TERMS = ("loss_cls", "loss_quad", "loss_skp", "loss_kd", "loss_da", "loss",

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from zsbir_jax import losses
+from zsbir_jax.method import losses
 from zsbir_jax.models import retrieval
 
 Array = jax.Array

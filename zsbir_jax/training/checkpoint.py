@@ -1,7 +1,8 @@
 """Orbax checkpoints of a training run: the whole train state plus the data iterator's position.
 
 `<workdir>/checkpoints/<step>/` keeps the last `keep` checkpoints for resuming; `<workdir>/best/`
-keeps the one with the best validation metric. Each step directory holds `state` (the
+keeps the one with the best validation metric (directory names: `inference.LATEST_DIR`, `BEST_DIR`,
+which evaluation reads without this module). Each step directory holds `state` (the
 `TrainState`, every array) and `data` (the grain iterator state, one JSON per process). Orbax
 writes a step to a temporary directory and renames it when complete, so a run killed at any
 moment, also during a save, leaves only complete checkpoints to resume from. All processes call
@@ -14,8 +15,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-LATEST_DIR = "checkpoints"
-BEST_DIR = "best"
+from zsbir_jax import inference
+
 BEST_METRIC = "val_accuracy"
 
 
@@ -33,12 +34,12 @@ class Checkpoints:
 
   def __init__(self, workdir: str, keep: int):
     self.latest = _manager(
-        os.path.join(workdir, LATEST_DIR),
+        os.path.join(workdir, inference.LATEST_DIR),
         ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                      enable_async_checkpointing=False),
         with_data=True)
     self.best = _manager(
-        os.path.join(workdir, BEST_DIR),
+        os.path.join(workdir, inference.BEST_DIR),
         ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=lambda m: m[BEST_METRIC],
                                      best_mode="max", enable_async_checkpointing=False),
         with_data=False)
@@ -75,29 +76,3 @@ class Checkpoints:
   def close(self) -> None:
     self.latest.close()
     self.best.close()
-
-
-def load_model_variables(workdir: str, which: str = "best") -> tuple[dict[str, Any], int]:
-  """({'params', 'batch_stats'} as NumPy, step) of a run's `which` ('best' or 'latest') state.
-
-  For evaluation: needs no template, no optimizer and no data pipeline. Falls back from 'best'
-  to 'latest' when the run has no best checkpoint yet.
-  """
-  for kind in ((BEST_DIR, LATEST_DIR) if which == "best" else (LATEST_DIR,)):
-    directory = os.path.abspath(os.path.join(workdir, kind))
-    if not os.path.isdir(directory):
-      continue
-    manager = ocp.CheckpointManager(directory,
-                                    item_handlers={"state": ocp.StandardCheckpointHandler()})
-    step = manager.best_step() if kind == BEST_DIR else manager.latest_step()
-    if step is None:
-      continue
-    # Restore onto this process's first device, whatever mesh the run was saved from.
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          dict(manager.item_metadata(step)["state"]))
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-    manager.close()
-    variables = {"params": state["state"]["params"], "batch_stats": state["state"]["batch_stats"]}
-    return jax.device_get(variables), step
-  raise FileNotFoundError(f"no {which} checkpoint under {workdir}")

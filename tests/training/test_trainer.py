@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from experiments.configs import synthetic as synthetic_config
-from zsbir_jax import checkpoint
-from zsbir_jax import trainer
+from zsbir_jax import inference
 from zsbir_jax.models import pretrained
+from zsbir_jax.training import checkpoint
+from zsbir_jax.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,7 +80,7 @@ def command(workdir, values, recipe="full"):
 
 
 def final_variables(workdir):
-  variables, step = checkpoint.load_model_variables(str(workdir), which="latest")
+  variables, step = inference.load_model_variables(str(workdir), which="latest")
   return variables, step
 
 

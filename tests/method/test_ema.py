@@ -1,4 +1,4 @@
-"""Tests of zsbir_jax.ema: exact against the NumPy formula, pure, and on every leaf."""
+"""Tests of zsbir_jax.method.ema: exact against the NumPy formula, pure, and on every leaf."""
 import copy
 
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zsbir_jax.ema import ema
+from zsbir_jax.method.ema import ema
 
 
 def make_state(seed):

@@ -31,13 +31,13 @@ import numpy as np
 import optax
 
 from zsbir_jax import inference
-from zsbir_jax import optim
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
 from zsbir_jax.data import source
 from zsbir_jax.models import resnet
+from zsbir_jax.training import optim
 
 State = dict[str, Any]  # {'params', 'batch_stats', 'opt_state'}
 

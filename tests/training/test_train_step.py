@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from experiments.configs import common
-from zsbir_jax import optim
 from zsbir_jax import sharding
-from zsbir_jax import train_state
-from zsbir_jax import train_step as train_step_lib
 from zsbir_jax.data import sampler
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
+from zsbir_jax.training import optim
+from zsbir_jax.training import train_state
+from zsbir_jax.training import train_step as train_step_lib
 
 NUM_SEEN, NUM_TEACHER, SIZE = 6, 10, 32
 

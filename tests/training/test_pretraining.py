@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from experiments.configs import common
-from zsbir_jax import pretraining
+from zsbir_jax import domains
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import images
@@ -15,6 +15,7 @@ from zsbir_jax.data import source
 from zsbir_jax.data import synthetic
 from zsbir_jax.models import pretrained
 from zsbir_jax.models import resnet
+from zsbir_jax.training import pretraining
 
 
 def _optim(epochs: int, lr: float = 2e-3):
@@ -38,7 +39,7 @@ def test_shuffled_dataset_reads_fresh_permutations_with_sake_augmentation(tiny_s
   step, position = 3, 7
   i = int(batches[step]["index"][position])
   params = augment.sample_params(augment.item_rng(3, step, position), config)
-  reference = augment.preprocess(images.load_rgb(records[i].path), lists.PHOTO, config,
+  reference = augment.preprocess(images.load_rgb(records[i].path), domains.PHOTO, config,
                                  params)
   np.testing.assert_array_equal(batches[step]["image"][position], reference)
   assert batches[step]["label"][position] == records[i].label
@@ -116,7 +117,7 @@ def test_pretrain_learns_and_saves_a_loadable_backbone(pretrain_root, tmp_path):
   spec = pretrained.BackboneSpec(depth=18, width=0.125, num_classes=4, source="test")
   pretrained.save(str(tmp_path / "backbone"), result.variables, spec)
   variables, loaded_spec = pretrained.load(str(tmp_path / "backbone"))
-  x = np.stack([augment.preprocess(images.load_rgb(r.path), lists.PHOTO,
+  x = np.stack([augment.preprocess(images.load_rgb(r.path), domains.PHOTO,
                                    augment.AugmentConfig(size=32)) for r in data.val])
   _, logits = loaded_spec.model().apply(variables, x, with_logits=True)
   np.testing.assert_allclose(logits, result.val_logits, rtol=1e-4, atol=1e-4)

@@ -11,12 +11,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from zsbir_jax import ema
-from zsbir_jax import objective
 from zsbir_jax import sharding
-from zsbir_jax import train_state
+from zsbir_jax.method import ema
+from zsbir_jax.method import objective
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
+from zsbir_jax.training import train_state
 
 Batch = dict[str, jax.Array]
 

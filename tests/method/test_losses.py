@@ -1,4 +1,4 @@
-"""Tests of zsbir_jax.losses against plain-NumPy per-item loops and hand-worked batches."""
+"""Tests of zsbir_jax.method.losses against plain-NumPy per-item loops and hand-worked batches."""
 import functools
 
 import jax
@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zsbir_jax import losses
-from zsbir_jax.data.lists import PHOTO, SKETCH
+from zsbir_jax.domains import PHOTO, SKETCH
+from zsbir_jax.method import losses
 
 # The losses under test, jitted once per shape (eager op-by-op dispatch is slower on CPU);
 # test_everything_jits_with_the_same_values compares them with the eager functions.

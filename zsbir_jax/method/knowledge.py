@@ -11,6 +11,7 @@ import json
 import jax
 import numpy as np
 
+from zsbir_jax import domains
 from zsbir_jax import inference
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
@@ -75,7 +76,7 @@ def prepare(root: str, split: str, backbone_dir: str, image_size: int, batch_siz
             temperature: float, workers: int = 0) -> KnowledgeTable:
   """Runs the teacher over the split's training photos; returns the class-wise table."""
   data = lists.load_split(root, split)
-  photos = [r for r in data.train if r.domain == lists.PHOTO]
+  photos = [r for r in data.train if r.domain == domains.PHOTO]
   variables, spec = pretrained.load(backbone_dir)
   if not spec.num_classes:
     raise ValueError(f"backbone {backbone_dir} has no classifier (num_classes=0) to teach with")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from experiments.configs import common
-from zsbir_jax import optim
+from zsbir_jax.training import optim
 
 
 def optim_config(**overrides):
