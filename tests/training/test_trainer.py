@@ -21,7 +21,7 @@ from zsbir_jax.models import pretrained
 from zsbir_jax.training import checkpoint
 from zsbir_jax.training import trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module", autouse=True)
