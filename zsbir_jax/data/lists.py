@@ -119,9 +119,9 @@ class SplitSpec:
   Files: `<root>/<dataset_dir>/<list_dir>/<list or class file>`; list paths are relative to
   `<root>/<dataset_dir>`. Splits without a `test_sketch_list` form their validation set from
   the train sketch list: the first `val_per_class` sketches of every seen class in sorted path
-  order, removed from train. `published` holds the published counts; `manifest` (synthetic
-  data) names a JSON file under the dataset directory whose "counts" and "classes" entries
-  replace them. `unseen_list` names the shipped definition of the unseen classes in SPLITS_DIR.
+  order, removed from train. `published` holds the published counts; `manifest` (generated
+  splits: synthetic, Sketchy mini) names a JSON file under the dataset directory whose "counts"
+  and "classes" entries replace them. `unseen_list` names the shipped definition of the unseen classes in SPLITS_DIR.
   `pretrain` describes a photo-only pretraining set shipped with the split (synthetic only).
   """
   name: str
@@ -202,6 +202,26 @@ SPLITS: dict[str, SplitSpec] = {s.name: s for s in [
         num_seen=80, num_unseen=30,
         published=Counts(query=92291, gallery=54151),
         val_per_class=50, unseen_list="quickdraw30.txt"),
+    SplitSpec(
+        name="sketchy25_mini",
+        description=("Sketchy-25's unseen classes over a small tree of real Sketchy files, "
+                     "written by experiments.make_sketchy_mini"),
+        dataset_dir="SketchyMini", list_dir="zeroshot1",
+        train_sketch_list=_SKETCHY_SKETCH.format("train"),
+        train_photo_list=_SKETCHY_PHOTO.format("train"),
+        test_sketch_list=_SKETCHY_SKETCH.format("test"),
+        query_list=_SKETCHY_SKETCH.format("zero"), gallery_list=_SKETCHY_PHOTO.format("zero"),
+        manifest="zeroshot1/manifest.json", unseen_list="sketchy25.txt"),
+    SplitSpec(
+        name="sketchy21_mini",
+        description=("Sketchy-21's unseen classes over a small tree of real Sketchy files, "
+                     "written by experiments.make_sketchy_mini"),
+        dataset_dir="SketchyMini", list_dir="zeroshot2",
+        train_sketch_list=_SKETCHY_SKETCH.format("train"),
+        train_photo_list=_SKETCHY_PHOTO.format("train"),
+        test_sketch_list=_SKETCHY_SKETCH.format("test"),
+        query_list=_SKETCHY_SKETCH.format("zero"), gallery_list=_SKETCHY_PHOTO.format("zero"),
+        manifest="zeroshot2/manifest.json", unseen_list="sketchy21.txt"),
     SplitSpec(
         name="synthetic",
         description="procedural shape-program benchmark written by experiments.make_synthetic",
