@@ -1,6 +1,7 @@
 """Metrics against a plain per-query NumPy implementation of SAKE's definitions, and sklearn."""
 import numpy as np
 import pytest
+from scipy.spatial import distance
 from sklearn.metrics import average_precision_score
 
 from zsbir_jax.evaluation import metrics
@@ -74,21 +75,104 @@ def test_matches_reference_without_ties(block_size):
     np.testing.assert_allclose(result.per_query[name], expected[name], rtol=0, atol=1e-9,
                                err_msg=name)
     assert result.metrics[name] == pytest.approx(expected[name].mean(), abs=1e-9)
-  assert result.n_queries == 150 and result.n_gallery == 400 and result.n_excluded == 0
+  assert result.n_queries == 150 and result.n_gallery == 400 and result.n_without_relevant == 0
 
 
-def test_unit_vectors_rank_as_cosine():
+def unit_vectors(rng, n: int, dim: int) -> np.ndarray:
+  x = rng.standard_normal((n, dim)).astype(np.float32)
+  return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def near_tie_data(seed: int, n_query: int = 40, n_gallery: int = 300, dim: int = 64):
+  """Unit float32 vectors; half the gallery are copies of other items (some exact, some moved
+  by one float32 ulp in one coordinate), with their own random labels: exact ties and float64
+  distances closer than float32 resolves."""
+  rng = np.random.default_rng(seed)
+  q, g = unit_vectors(rng, n_query, dim), unit_vectors(rng, n_gallery, dim)
+  copies = rng.choice(n_gallery, n_gallery // 2, replace=False)
+  sources = rng.choice(np.setdiff1d(np.arange(n_gallery), copies), len(copies))
+  g[copies] = g[sources]
+  moved = copies[::2]
+  col = rng.integers(0, dim, len(moved))
+  g[moved, col] = np.nextafter(g[moved, col], np.float32(2))
+  return q, rng.integers(0, 4, n_query), g, rng.integers(0, 4, n_gallery)
+
+
+def test_equals_float64_cdist_ranking_over_seeds():
+  # SAKE ranks by scipy's float64 cdist; ties (identical vectors) by gallery index.
+  names = ("map@all", "map@20", "p@20", "map_noninterp@all")
+  worst = 0.0
+  for seed in range(12):
+    q, ql, g, gl = near_tie_data(seed)
+    result = metrics.evaluate(q, ql, g, gl, metrics=names, block_size=16)
+    expected = reference(distance.cdist(q.astype(np.float64), g.astype(np.float64)), ql, gl,
+                         names)
+    for name in names:
+      np.testing.assert_allclose(result.per_query[name], expected[name], rtol=0, atol=1e-12,
+                                 err_msg=f"seed {seed}, {name}")
+    worst = max(worst, np.abs(result.per_query["map@all"] - expected["map@all"]).max())
+  assert worst < 1e-12
+
+
+def test_random_unit_vectors_equal_float64():
   rng = np.random.default_rng(1)
-  x = rng.standard_normal((500, 64)).astype(np.float32)
-  x /= np.linalg.norm(x, axis=1, keepdims=True)
-  labels = rng.integers(0, 5, 500)
+  x = unit_vectors(rng, 700, 128)
+  labels = rng.integers(0, 5, 700)
   q, ql, g, gl = x[:100], labels[:100], x[100:], labels[100:]
   result = metrics.evaluate(q, ql, g, gl, metrics=("map@all", "p@50"), block_size=32)
-  expected = reference(-(q.astype(np.float64) @ g.T.astype(np.float64)), ql, gl,
+  expected = reference(distance.cdist(q.astype(np.float64), g.astype(np.float64)), ql, gl,
                        ("map@all", "p@50"))
-  # float32 products may swap near-equal items: agreement to float32 precision, not 1e-9.
-  np.testing.assert_allclose(result.per_query["map@all"], expected["map@all"], atol=1e-4)
-  np.testing.assert_allclose(result.per_query["p@50"], expected["p@50"], atol=1e-9)
+  for name in ("map@all", "p@50"):
+    np.testing.assert_allclose(result.per_query[name], expected[name], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("same_labels", [True, False])
+def test_duplicated_gallery_ties_by_index(same_labels):
+  # Sketchy's standard galleries list photos twice: identical vectors, same or another label.
+  rng = np.random.default_rng(13)
+  q, g = unit_vectors(rng, 60, 512), unit_vectors(rng, 400, 512)
+  ql, gl = rng.integers(0, 3, 60), rng.integers(0, 3, 400)
+  twice = rng.choice(400, 150, replace=False)
+  g_all = np.concatenate([g, g[twice]])
+  gl_all = np.concatenate([gl, gl[twice] if same_labels else (gl[twice] + 1) % 3])
+  shuffle = rng.permutation(len(g_all))
+  g_all, gl_all = g_all[shuffle], gl_all[shuffle]
+  names = ("map@all", "map@200", "p@100")
+  result = metrics.evaluate(q, ql, g_all, gl_all, metrics=names, block_size=7)
+  d = distance.cdist(q.astype(np.float64), g_all.astype(np.float64))
+  expected = reference(d, ql, gl_all, names)
+  for name in names:
+    np.testing.assert_allclose(result.per_query[name], expected[name], rtol=0, atol=1e-12)
+  if not same_labels:  # The tie order decides: the reversed gallery gives other numbers.
+    flipped = metrics.evaluate(q, ql, g_all[::-1], gl_all[::-1], metrics=("map@all",))
+    assert np.abs(flipped.per_query["map@all"] - result.per_query["map@all"]).max() > 1e-4
+
+
+@pytest.mark.parametrize("distance_name", ["euclidean", "hamming"])
+def test_bit_identical_for_any_block_size_and_threads(distance_name):
+  q, ql, g, gl = near_tie_data(21, n_query=50, n_gallery=600, dim=64)
+  if distance_name == "hamming":
+    q, g = (q > 0).astype(np.uint8), (g > 0).astype(np.uint8)
+  runs = [metrics.evaluate(q, ql, g, gl, metrics=ALL, distance=distance_name,
+                           block_size=block_size, num_threads=threads)
+          for block_size in (1, 7, 1024) for threads in (1, 2, 4)]
+  for run in runs[1:]:
+    for name in ALL:
+      np.testing.assert_array_equal(run.per_query[name], runs[0].per_query[name])
+    np.testing.assert_array_equal(run.pr_precision, runs[0].pr_precision)
+
+
+def test_repeated_rows_found_exactly():
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((50, 6))
+  x[[10, 30, 49]] = x[4]
+  x[20] = x[7]
+  x[21] = -0.0 * x[21] + x[21]  # Unchanged values.
+  x[35], x[36] = x[8], x[8]
+  x[36, 0] = np.nextafter(x[36, 0], 9)  # One ulp away: not a repeat.
+  repeated, originals = metrics._repeated_rows(x)
+  np.testing.assert_array_equal(repeated, [10, 20, 30, 35, 49])
+  np.testing.assert_array_equal(originals, [4, 7, 4, 8, 4])
 
 
 def test_non_interpolated_equals_sklearn():
@@ -143,14 +227,14 @@ def test_queries_without_relevant_items_are_excluded_and_counted():
   ql = ql.copy()
   ql[:7] = 9  # No gallery item has class 9.
   result = metrics.evaluate(q, ql, g, gl, metrics=("map@all", "p@10"))
-  assert result.n_excluded == 7
+  assert result.n_without_relevant == 7
   assert np.isnan(result.per_query["map@all"][:7]).all()
   assert np.isnan(result.per_query["p@10"][:7]).all()
   expected = reference(d[7:], ql[7:], gl, ("map@all", "p@10"))
   for name in ("map@all", "p@10"):
     assert result.metrics[name] == pytest.approx(expected[name].mean(), abs=1e-9)
   assert np.isnan(result.per_class["map@all"][list(result.classes).index(9)])
-  assert result.to_json()["n_excluded"] == 7
+  assert result.to_json()["n_without_relevant"] == 7
 
 
 def test_class_balanced_is_mean_of_class_means():
@@ -196,8 +280,8 @@ def test_sort_key_flag_keeps_exact_float32_order(base):
                        for row in distances.astype(np.float64)])
   keys = np.empty(20 * 300 + 1, np.float32)
   flags = np.empty((20, 300), bool)
-  ranks = metrics._flagged_ranks(distances.copy(), relevant.astype(np.uint32), keys,
-                                 flags)
+  ranks = metrics._flagged_ranks(distances.copy(), relevant.astype(np.uint32), keys, flags,
+                                 lambda r, members: distances[r, members].astype(np.float64))
   np.testing.assert_array_equal(ranks, expected)
 
 
