@@ -7,7 +7,8 @@ r"""Evaluates a training run on the unseen classes of its zero-shot split: repor
       --output_dir=runs/sketchy25_eff/eval_again
 
 Every unseen sketch (query) ranks every unseen photo (gallery) by the Euclidean distance of the
-L2-normalised embeddings (zsbir_jax.evaluation.metrics: SAKE's semantics, interpolated AP).
+L2-normalised embeddings (zsbir_jax.evaluation.metrics: SAKE's semantics, interpolated AP;
+--map_at_k and --no_relevant choose between the field's conventions, named in the report).
 With --workdir the checkpoint embeds the query and gallery lists (and, for --hash_bits, the
 training photos that ITQ is learned on) and the embeddings are stored under
 `<output_dir>/embeddings/` ({query,gallery,train_photos}.npz); --embeddings evaluates such a
@@ -39,6 +40,12 @@ _WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint to e
 _HASH_BITS = flags.DEFINE_integer("hash_bits", 0, "ITQ code length (the field reports 64); "
                                   "0: real-valued embeddings only.", lower_bound=0)
 _METRICS = flags.DEFINE_list("metrics", list(metrics.DEFAULT_METRICS), "Metrics to compute.")
+_MAP_AT_K = flags.DEFINE_enum("map_at_k", "sake", sorted(metrics.MAP_AT_K), "Denominator of "
+                               "mAP@K: " + "; ".join(f"{k}: {v}" for k, v in
+                                                     metrics.MAP_AT_K.items()) + ".")
+_NO_RELEVANT = flags.DEFINE_enum("no_relevant", "exclude", sorted(metrics.NO_RELEVANT),
+                                 "Queries without a relevant gallery item: " + "; ".join(
+                                     f"{k}: {v}" for k, v in metrics.NO_RELEVANT.items()) + ".")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global embedding batch size (a multiple "
                                    "of the device count).", lower_bound=1)
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 0, "Input size; 0: the training run's "
@@ -80,7 +87,8 @@ def main(argv):
                            f"{sets[zero_shot.QUERY].split!r}")
   if jax.process_index() != 0:
     return
-  results = zero_shot.evaluate(sets, _HASH_BITS.value, _METRICS.value)
+  results = zero_shot.evaluate(sets, _HASH_BITS.value, _METRICS.value,
+                               no_relevant=_NO_RELEVANT.value, map_at_k=_MAP_AT_K.value)
   the_report = report.build(sets[zero_shot.QUERY], sets[zero_shot.GALLERY], results)
   written = list(report.write(the_report, _OUTPUT_DIR.value))
   if _PICTURES.value:

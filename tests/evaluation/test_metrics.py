@@ -19,8 +19,10 @@ def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
   return float(np.sum((mrec[changed + 1] - mrec[changed]) * mpre[changed + 1]))
 
 
-def reference_query(distances: np.ndarray, relevant: np.ndarray, name: str) -> float:
-  """One query's metric: stable sort of the distances, cumulative tp / fp, as SAKE's code."""
+def reference_query(distances: np.ndarray, relevant: np.ndarray, name: str,
+                    map_at_k: str = "sake") -> float:
+  """One query's metric: stable sort of the distances, cumulative tp / fp, as SAKE's code;
+  AP@K divided by min(K, n_pos) (SAKE) or by the relevant items in the first K (Doodle)."""
   rel = relevant[np.argsort(distances, kind="stable")]
   kind, k = name.split("@")
   n_gallery, n_pos = len(rel), int(rel.sum())
@@ -28,7 +30,10 @@ def reference_query(distances: np.ndarray, relevant: np.ndarray, name: str) -> f
   if kind == "p":
     return rel[:top].sum() / top
   rel = rel[:top]
-  n_pos = n_pos if k == "all" else min(int(k), n_pos)
+  if k != "all":
+    n_pos = min(int(k), n_pos) if map_at_k == "sake" else int(rel.sum())
+    if n_pos == 0:
+      return 0.0
   tp, fp = np.cumsum(rel), np.cumsum(~rel)
   prec = tp / (tp + fp)
   if kind == "map":
@@ -36,14 +41,16 @@ def reference_query(distances: np.ndarray, relevant: np.ndarray, name: str) -> f
   return float(prec[rel].sum() / n_pos)
 
 
-def reference(distances: np.ndarray, query_labels, gallery_labels, names) -> dict:
+def reference(distances: np.ndarray, query_labels, gallery_labels, names,
+              map_at_k: str = "sake") -> dict:
   """name -> (Q,) per-query values, NaN for queries without a relevant item."""
   out = {}
   for name in names:
     values = []
     for row, label in zip(distances, query_labels):
       relevant = gallery_labels == label
-      values.append(reference_query(row, relevant, name) if relevant.any() else np.nan)
+      values.append(reference_query(row, relevant, name, map_at_k) if relevant.any()
+                    else np.nan)
     out[name] = np.array(values)
   return out
 
@@ -237,6 +244,53 @@ def test_queries_without_relevant_items_are_excluded_and_counted():
   assert result.to_json()["n_without_relevant"] == 7
 
 
+def test_sake_convention_for_queries_without_relevant_items():
+  q, ql, g, gl, d = integer_data(4, 60, 200, 4)
+  ql = ql.copy()
+  ql[[3, 10, 11]] = 9  # No gallery item has class 9.
+  names = ("map@all", "map@20", "p@10", "p@50")
+  result = metrics.evaluate(q, ql, g, gl, metrics=names, no_relevant="sake")
+  expected = reference(d, ql, gl, names)
+  for name in ("p@10", "p@50"):  # SAKE: P@K = 0 for them, counted in the mean.
+    expected[name][[3, 10, 11]] = 0.0
+  for name in names:
+    np.testing.assert_allclose(result.per_query[name], expected[name], atol=1e-12)
+    assert result.metrics[name] == pytest.approx(np.nanmean(expected[name]), abs=1e-12)
+  assert result.n_without_relevant == 3
+  assert np.isnan(result.per_class["map@all"][list(result.classes).index(9)])
+  assert result.per_class["p@10"][list(result.classes).index(9)] == 0.0
+  assert result.to_json()["no_relevant"].startswith("sake: SAKE's: P@K = 0")
+  excluded = metrics.evaluate(q, ql, g, gl, metrics=names)
+  assert excluded.metrics["map@all"] == result.metrics["map@all"]
+  assert excluded.metrics["p@10"] > result.metrics["p@10"]
+
+
+@pytest.mark.parametrize("map_at_k", ["sake", "doodle"])
+def test_map_at_k_denominators(map_at_k):
+  q, ql, g, gl, d = integer_data(14, 60, 300, 5)
+  names = ("map@all", "map@10", "map@60", "map_noninterp@10", "map@400")
+  result = metrics.evaluate(q, ql, g, gl, metrics=names, map_at_k=map_at_k, block_size=16)
+  expected = reference(d, ql, gl, names, map_at_k=map_at_k)
+  for name in names:
+    np.testing.assert_allclose(result.per_query[name], expected[name], rtol=0, atol=1e-12,
+                               err_msg=name)
+  assert result.to_json()["map_at_k"].startswith(map_at_k)
+  other = metrics.evaluate(q, ql, g, gl, metrics=("map@10",),
+                           map_at_k="doodle" if map_at_k == "sake" else "sake")
+  assert abs(other.metrics["map@10"] - result.metrics["map@10"]) > 0.01
+
+
+def test_doodle_map_at_k_worked_example():
+  # Relevance [0, 1, 0, 1, 0 | 1, 1]: AP@5 has precisions 1/2, 2/4 at the two relevant items
+  # found, interpolated 1/2, 1/2: SAKE's 1 / min(5, 4), Doodle-to-Search's 1 / 2.
+  gallery = np.arange(1, 8, dtype=np.float32)[:, None]
+  relevance = [0, 1, 0, 1, 0, 1, 1]
+  for map_at_k, value in (("sake", 1 / 4), ("doodle", 1 / 2)):
+    result = metrics.evaluate(np.zeros((1, 1), np.float32), [1], gallery, relevance,
+                              metrics=("map@5",), map_at_k=map_at_k)
+    assert result.metrics["map@5"] == pytest.approx(value, abs=1e-15)
+
+
 def test_class_balanced_is_mean_of_class_means():
   q, ql, g, gl, d = integer_data(5, 90, 200, 3)
   ql = np.sort(ql)
@@ -283,6 +337,44 @@ def test_sort_key_flag_keeps_exact_float32_order(base):
   ranks = metrics._flagged_ranks(distances.copy(), relevant.astype(np.uint32), keys, flags,
                                  lambda r, members: distances[r, members].astype(np.float64))
   np.testing.assert_array_equal(ranks, expected)
+
+
+def sake_style(scores: np.ndarray, query_labels, gallery_labels, k: int = 100):
+  """(AP@all, P@K) per query as SAKE's evaluation loop computes them from similarity scores,
+  with its argsort made stable: ranked = argsort(-scores); tp / fp cumulative sums; recall and
+  precision padded with 0 / 1 and 0, precision made non-increasing from the end, summed where
+  recall changes; P@K from the first K of the ranking."""
+  aps, precisions = [], []
+  for row, label in zip(scores, query_labels):
+    relevant = (gallery_labels == label)[np.argsort(-row, kind="stable")]
+    tp, fp = np.cumsum(relevant), np.cumsum(~relevant)
+    rec = np.concatenate(([0.0], tp / relevant.sum(), [1.0]))
+    prec = np.concatenate(([0.0], tp / (tp + fp), [0.0]))
+    for i in range(len(prec) - 2, -1, -1):
+      prec[i] = max(prec[i], prec[i + 1])
+    i = np.flatnonzero(rec[1:] != rec[:-1]) + 1
+    aps.append(np.sum((rec[i] - rec[i - 1]) * prec[i]))
+    precisions.append(relevant[:k].mean())
+  return np.array(aps), np.array(precisions)
+
+
+@pytest.mark.parametrize("n_bits", [16, 64])
+def test_hashed_codes_against_sake_style_loop(n_bits):
+  # Hamming distances of few bits: ties everywhere, between and within classes.
+  rng = np.random.default_rng(n_bits)
+  # Correlated bits (codes of clustered data): ties stay frequent at 64 bits too.
+  centres = rng.random((4, n_bits)) < 0.5
+  ql, gl = rng.integers(0, 4, 80), rng.integers(0, 4, 500)
+  flip = 0.2 if n_bits == 16 else 0.3
+  qb = (centres[ql] ^ (rng.random((80, n_bits)) < flip)).astype(np.uint8)
+  gb = (centres[gl] ^ (rng.random((500, n_bits)) < flip)).astype(np.uint8)
+  hamming = (qb[:, None, :] != gb[None]).sum(-1)
+  assert min(len(np.unique(row)) for row in hamming) < 40  # Heavy ties.
+  result = metrics.evaluate(qb, ql, gb, gl, metrics=("map@all", "p@100"), distance="hamming",
+                            block_size=11)
+  aps, precisions = sake_style(-hamming.astype(np.float64), ql, gl)
+  np.testing.assert_allclose(result.per_query["map@all"], aps, rtol=0, atol=1e-12)
+  np.testing.assert_allclose(result.per_query["p@100"], precisions, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("block_size", [9, 64])
@@ -369,3 +461,30 @@ def test_bad_arguments():
     metrics.evaluate(q, ql, g, gl, distance="cosine")
   with pytest.raises(ValueError, match="Shape mismatch"):
     metrics.evaluate(q, ql[:3], g, gl)
+  with pytest.raises(ValueError, match="Unknown no_relevant"):
+    metrics.evaluate(q, ql, g, gl, no_relevant="zero")
+  with pytest.raises(ValueError, match="Unknown map_at_k"):
+    metrics.evaluate(q, ql, g, gl, map_at_k="found")
+
+
+@pytest.mark.parametrize("where, value", [("query", np.nan), ("gallery", np.inf),
+                                          ("gallery", -np.inf)])
+def test_non_finite_embeddings_are_a_named_error(where, value):
+  q, ql, g, gl, _ = integer_data(9, 5, 20, 2)
+  (q if where == "query" else g)[3, 1] = value
+  with pytest.raises(metrics.NonFiniteEmbeddingsError, match=f"{where}_emb has non-finite "
+                     r"values in 1 rows \(first: \[3\]\)"):
+    metrics.evaluate(q, ql, g, gl)
+
+
+def test_empty_gallery_is_a_named_error():
+  q, ql, _, _, _ = integer_data(9, 5, 20, 2)
+  with pytest.raises(metrics.EmptyGalleryError, match="gallery is empty"):
+    metrics.evaluate(q, ql, np.zeros((0, 8), np.float32), np.zeros(0, int))
+
+
+@pytest.mark.parametrize("no_relevant", ["exclude", "sake"])
+def test_every_query_without_relevant_item_is_a_named_error(no_relevant):
+  q, _, g, gl, _ = integer_data(9, 5, 20, 2)
+  with pytest.raises(metrics.NoRelevantItemsError, match="None of the 5 queries"):
+    metrics.evaluate(q, np.full(5, 7), g, gl, no_relevant=no_relevant)

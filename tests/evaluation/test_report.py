@@ -60,7 +60,10 @@ def test_report_fields():
   queries_per_class = collections.Counter(query.labels.tolist())
   photos_per_class = collections.Counter(gallery.labels.tolist())
   for section, (_, evaluation) in zip(built["results"], results):
-    assert section["n_excluded"] == 2
+    assert section["n_without_relevant"] == 2
+    assert section["no_relevant"].startswith("exclude: excluded from every mean")
+    assert section["map_at_k"].startswith("sake: SAKE's: AP on the first K ranks divided by "
+                                          "min(K, n_pos)")
     for name in ("map@all", "p@10", "map@5"):
       per_query = evaluation.per_query[name]
       np.testing.assert_allclose(section["metrics"][name], np.mean(per_query[query.labels != 3]),
@@ -94,7 +97,10 @@ def test_written_json_and_markdown(tmp_path):
   assert (f"| swan | 3 | 7 | {100 * real['per_class']['swan']['map@all']:.2f} | "
           f"{100 * hashed_swan:.2f} |") in table
   assert "| wine_bottle | 2 | 0 | - | - |" in table
-  assert "queries without a relevant item (excluded): 2" in table
+  assert "queries without a relevant item: 2." in table
+  assert ("real 8-d: mAP@K sake: SAKE's: AP on the first K ranks divided by min(K, n_pos); "
+          "queries without a relevant item (2): exclude: excluded from every mean.") in table
+  assert "ITQ 4-bit: mAP@K sake" in table
 
 
 def test_metric_titles():

@@ -4,7 +4,8 @@ A report names the split (and its instantiation and unseen classes), the model, 
 gallery counts, and for each way of comparing items (real-valued D-d embeddings with Euclidean
 distance, or ITQ codes with Hamming distance) every metric averaged over queries (the
 standard) and class-balanced (DSN's), the per-class values under class names, the mean
-interpolated precision-recall curve and the number of queries without a relevant gallery item.
+interpolated precision-recall curve, the AP@K variant (SAKE's or Doodle-to-Search's), and the
+number of queries without a relevant gallery item with the convention they were counted by.
 Metric values are fractions in [0, 1] in the JSON and percentages in the table.
 """
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ AP_VARIANT = ("interpolated (VOC 2010) for map@*: precision replaced by the maxi
               "map_noninterp@*: non-interpolated (sklearn's), a cross-check")
 AVERAGING = {"metrics": "mean over queries (the standard)",
              "class_balanced": "mean over classes of per-class means (DSN)"}
-TIES = "equal distances ordered by gallery index (stable)"
+TIES = ("float64 Euclidean distances as scipy's cdist (Hamming distances exact); equal "
+        "distances ordered by gallery index (stable)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +80,9 @@ def _result(kind: EmbeddingKind, evaluation: metrics_lib.Evaluation,
       "embedding": kind.to_json(),
       "metrics": summary["metrics"],
       "class_balanced": summary["class_balanced"],
-      "n_excluded": evaluation.n_excluded,
+      "n_without_relevant": evaluation.n_without_relevant,
+      "no_relevant": summary["no_relevant"],
+      "map_at_k": summary["map_at_k"],
       "per_class": per_class,
       "pr_curve": summary["pr_curve"],
   }
@@ -131,9 +135,13 @@ def to_markdown(report: dict[str, Any]) -> str:
       f"Model: {model['workdir']}, {model['which']} checkpoint (step {model['step']}), "
       f"{model['image_size']} px inputs.",
       f"Queries: {report['n_queries']} unseen sketches; gallery: {report['n_gallery']} unseen "
-      f"photos; queries without a relevant item (excluded): "
-      f"{report['n_queries_without_relevant']}.",
-      f"AP: {report['ap_variant']}. Ties: {report['ties']}.", ""]
+      f"photos; queries without a relevant item: {report['n_queries_without_relevant']}.",
+      f"AP: {report['ap_variant']}. Ties: {report['ties']}."]
+  for result in report["results"]:
+    lines.append(f"{result['embedding']['label']}: mAP@K {result['map_at_k']}; queries "
+                 f"without a relevant item ({result['n_without_relevant']}): "
+                 f"{result['no_relevant']}.")
+  lines.append("")
   names = list(report["results"][0]["metrics"]) if report["results"] else []
   lines += ["| embedding | averaging | " + " | ".join(map(metric_title, names)) + " |",
             "|---|---|" + "---|" * len(names)]

@@ -57,20 +57,21 @@ def load_embeddings(directory: str, with_train_photos: bool) -> dict[str, embedd
   return sets
 
 
-def evaluate(sets: dict[str, embeddings.EmbeddingSet], hash_bits: int, metric_names: list[str]
-             ) -> list[tuple[report.EmbeddingKind, metrics.Evaluation]]:
-  """Real-valued evaluation, plus ITQ codes (learned on the training photos) if hash_bits."""
+def evaluate(sets: dict[str, embeddings.EmbeddingSet], hash_bits: int, metric_names: list[str],
+             **conventions: str) -> list[tuple[report.EmbeddingKind, metrics.Evaluation]]:
+  """Real-valued evaluation, plus ITQ codes (learned on the training photos) if hash_bits;
+  `conventions`: `no_relevant`, `map_at_k` of `metrics.evaluate`."""
   query, gallery = sets[QUERY], sets[GALLERY]
   results = [(report.EmbeddingKind("real", query.embeddings.shape[1]),
               metrics.evaluate(query.embeddings, query.labels, gallery.embeddings,
-                               gallery.labels, metrics=metric_names))]
+                               gallery.labels, metrics=metric_names, **conventions))]
   if hash_bits:
     train = sets[TRAIN_PHOTOS]
     itq = hashing.fit_itq(train.embeddings, hash_bits)
     results.append((report.EmbeddingKind("itq", hash_bits, len(train)),
                     metrics.evaluate(hashing.encode(itq, query.embeddings), query.labels,
                                      hashing.encode(itq, gallery.embeddings), gallery.labels,
-                                     metrics=metric_names, distance="hamming")))
+                                     metrics=metric_names, distance="hamming", **conventions)))
   return results
 
 
