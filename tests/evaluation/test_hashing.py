@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
+import threadpoolctl
 
 from zsbir_jax.evaluation import hashing, metrics
 
@@ -25,6 +26,47 @@ def test_deterministic_and_orthogonal():
   np.testing.assert_allclose(a.rotation @ a.rotation.T, np.eye(16), atol=1e-10)
   codes = hashing.encode(a, x)
   assert codes.shape == (600, 16) and codes.dtype == np.uint8 and set(np.unique(codes)) == {0, 1}
+
+
+def itq_reference(x: np.ndarray, n_bits: int, n_iter: int, seed: int):
+  """ITQ as Gong & Lazebnik define it: PCA by the SVD of the centred data (directions' signs:
+  largest entry positive), V = X W; from R = the Q factor of a seeded Gaussian matrix, n_iter
+  times B = sgn(V R) (sgn(0) = 1), then the SVD B^T V = S Omega S_hat^T and R = S_hat S^T."""
+  x = x.astype(np.float64)
+  centred = x - x.sum(axis=0) / len(x)
+  _, _, vt = np.linalg.svd(centred, full_matrices=False)
+  w = vt[:n_bits].T
+  w = w * np.sign(w[np.abs(w).argmax(axis=0), np.arange(n_bits)])
+  v = centred @ w
+  r, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n_bits, n_bits)))
+  for _ in range(n_iter):
+    b = np.where(v @ r >= 0, 1.0, -1.0)
+    s, _, s_hat_t = np.linalg.svd(b.T @ v)
+    r = s_hat_t.T @ s.T
+  return w, r, (v @ r >= 0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("n_bits", [8, 16])
+def test_itq_matches_independent_implementation(n_bits):
+  x, _ = clustered(6, 400, dim=24)
+  params = hashing.fit_itq(x, n_bits=n_bits, n_iter=30, seed=2)
+  w, r, codes = itq_reference(x, n_bits, 30, 2)
+  np.testing.assert_allclose(params.mean, x.astype(np.float64).mean(axis=0), atol=1e-12)
+  np.testing.assert_allclose(params.projection, w, atol=1e-12)  # Measured: 6e-14.
+  np.testing.assert_allclose(params.rotation, r, atol=1e-12)
+  np.testing.assert_array_equal(hashing.encode(params, x), codes)
+
+
+def test_fit_independent_of_blas_threads():
+  x, _ = clustered(7, 3000, dim=64)
+  with threadpoolctl.threadpool_limits(4, user_api="blas"):
+    many = hashing.fit_itq(x, n_bits=32, n_iter=10)
+    many_codes = hashing.encode(many, x)
+  with threadpoolctl.threadpool_limits(1, user_api="blas"):
+    one = hashing.fit_itq(x, n_bits=32, n_iter=10)
+  for a, b in zip(many, one):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(many_codes, hashing.encode(one, x))
 
 
 def test_projection_is_pca():

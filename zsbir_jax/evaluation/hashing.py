@@ -7,6 +7,13 @@ B = sign(V R) and the orthogonal Procrustes solution R = W U^T for the SVD V^T B
 Both steps minimise the same loss, so it never increases. Learned on training-photo embeddings
 (64 bits in the field), in float64 NumPy, from a seeded random orthogonal start.
 
+Reproducibility: the same embeddings give the same hash, bit for bit: each principal direction's
+sign is fixed (its largest entry positive, as LAPACK's sign is arbitrary) and the fit and the
+encoding run on one BLAS thread (a multi-threaded BLAS may sum in another order). Nearby
+embeddings need not: the iterations are discontinuous in the data, since a training item whose
+V R is near 0 can flip its sign in B and lead to another fixed point of the loss. On small
+training sets that changes retrieval results (the evaluation stores the embeddings it hashed).
+
 Codes are {0, 1} uint8 arrays (n, n_bits), bit = [V R >= 0]. Hamming distances are computed
 exactly as one float32 matrix product of +-1 codes: hamming = (n_bits - a.b) / 2, integers far
 below 2^24.
@@ -14,6 +21,7 @@ below 2^24.
 from typing import NamedTuple
 
 import numpy as np
+import threadpoolctl
 
 
 class ItqParams(NamedTuple):
@@ -29,22 +37,26 @@ def fit_itq(x: np.ndarray, n_bits: int = 64, n_iter: int = 50, seed: int = 0) ->
   if x.ndim != 2 or not n_bits <= x.shape[1] or x.shape[0] <= n_bits:
     raise ValueError(f"ITQ with {n_bits} bits needs (N, D) embeddings with N > {n_bits} and "
                      f"D >= {n_bits}; got shape {x.shape}.")
-  mean = x.mean(axis=0)
-  centred = x - mean
-  eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
-  projection = eigenvectors[:, np.argsort(eigenvalues)[::-1][:n_bits]]
-  v = centred @ projection
-  rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n_bits, n_bits)))
-  for _ in range(n_iter):
-    signs = np.where(v @ rotation >= 0, 1.0, -1.0)
-    w, _, ut = np.linalg.svd(v.T @ signs)
-    rotation = w @ ut
+  with threadpoolctl.threadpool_limits(1, user_api="blas"):
+    mean = x.mean(axis=0)
+    centred = x - mean
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    projection = eigenvectors[:, np.argsort(eigenvalues)[::-1][:n_bits]]
+    largest = np.abs(projection).argmax(axis=0)
+    projection = projection * np.sign(projection[largest, np.arange(n_bits)])
+    v = centred @ projection
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n_bits, n_bits)))
+    for _ in range(n_iter):
+      signs = np.where(v @ rotation >= 0, 1.0, -1.0)
+      w, _, ut = np.linalg.svd(v.T @ signs)
+      rotation = w @ ut
   return ItqParams(mean, projection, rotation)
 
 
 def _rotated(params: ItqParams, x: np.ndarray) -> np.ndarray:
   """(N, n_bits) V R for (N, D) embeddings."""
-  return (np.asarray(x, np.float64) - params.mean) @ params.projection @ params.rotation
+  with threadpoolctl.threadpool_limits(1, user_api="blas"):
+    return (np.asarray(x, np.float64) - params.mean) @ params.projection @ params.rotation
 
 
 def encode(params: ItqParams, x: np.ndarray) -> np.ndarray:
