@@ -387,12 +387,11 @@ def _prepare(distance, query_emb, query_labels, gallery_emb, gallery_labels, spe
   half_sq = 0.5 * np.einsum("ij,ij->i", gallery, gallery)
   half_sq -= np.median(half_sq)
   repeated, originals = _repeated_rows(gallery)
-  return _Problem(distance, query_emb, gallery, query_labels,
-                  gallery_labels, half_sq, repeated, originals, specs, pr_points, map_at_k,
-                  block_size)
+  return _Problem(distance, query_emb, gallery, query_labels, gallery_labels, half_sq, repeated,
+                  originals, specs, pr_points, map_at_k, block_size)
 
 
-def _half_sq_distances(problem: _Problem, rows: np.ndarray) -> np.ndarray:
+def _products(problem: _Problem, rows: np.ndarray) -> np.ndarray:
   """(B, G) float64 -q.g of the query `rows`, repeated gallery rows given their original's."""
   buffers = problem.buffers
   if not hasattr(buffers, "products"):
@@ -410,7 +409,8 @@ def _half_sq_distances(problem: _Problem, rows: np.ndarray) -> np.ndarray:
 
 
 def _exact_distances(problem: _Problem, query: int, members: list[int]) -> np.ndarray:
-  """Float64 Euclidean distances of one query to gallery `members`, pair by pair as `cdist`."""
+  """Float64 Euclidean distances of one query to gallery `members`, pair by pair as `cdist`
+  (no BLAS kernel: equal vectors get equal values)."""
   diff = problem.query[query] - problem.gallery[members]
   return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
@@ -450,7 +450,7 @@ def _evaluate_block(problem: _Problem, rows: np.ndarray
                     ) -> list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
   """Metrics and PR points of label-sorted query `rows`, per run of one class."""
   if problem.distance == "euclidean":
-    products = _half_sq_distances(problem, rows)
+    products = _products(problem, rows)
   labels = problem.query_labels[rows]
   out = []
   for start, stop in _class_runs(labels):
