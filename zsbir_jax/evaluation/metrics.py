@@ -23,21 +23,24 @@ only finds the ranks of the relevant items and never sorts indices.
 
 Ranking, `euclidean`: exactly SAKE's, the order of the float64 distances that scipy's `cdist`
 computes, equal distances by gallery index (a stable sort; SAKE's unstable sort leaves their order
-arbitrary), whatever the block size or thread count. Rows are ranked by d = (||g||^2 - c) / 2 - q.g
-for a constant c (the median over the gallery): half the squared distance minus a per-query
-constant, the same order. d is a float64 matrix product (its rounding, ~1e-14 relative at
-D = 512, is far below the float32 resolution that the sort works at), rounded to float32 sort
-keys. Each row is sorted once by value (numpy's vectorised float32 sort; no index sort), with the
-last mantissa bit of every key replaced by the item's relevance, so the ranks of the relevant
-items are the places of the set bits. Items whose keys are equal but for that bit (a "group",
-about two float32 units in the last place wide) can come out misordered; where a group mixes
-relevant and irrelevant items (for random unit vectors 0.3 per row at Sketchy size, 2.5 at
-QuickDraw size) its items are re-ordered by their float64 Euclidean distances computed pair by
-pair, as `cdist` does, then by gallery index. Identical gallery vectors thus tie exactly; so that
-the product (whose rounding depends on an item's place in the BLAS kernel) cannot split them into
-two groups, a repeated gallery row gets its first occurrence's column of the product. What is
-not settled: distinct vectors whose float64 distances agree to the product's rounding and fall on
-two sides of a float32 rounding boundary (random data has none).
+arbitrary), whatever the block size or thread count (but for the one case named below). Rows are
+ranked by d = (||g||^2 - c) / 2 - q.g for a constant c (the median over the gallery): half the
+squared distance minus a per-query constant, the same order. d is a float64 matrix product: its
+rounding (~1e-14 relative at D = 512) is far below the float32 resolution the sort works at.
+(A float32 product would not do: its rigorous error bound, D x 2^-24 ~ 3e-5 of |q||g| at
+D = 512, exceeds the spacing of a dense gallery's distances, so most items would need settling.)
+d is rounded to float32 sort keys. Each row is sorted once by value (numpy's vectorised float32
+sort; no index sort), with the last mantissa bit of every key replaced by the item's relevance,
+so the ranks of the relevant items are the places of the set bits. Items whose keys are equal
+but for that bit (a "group", about two float32 units in the last place wide) can come out
+misordered; where a group mixes relevant and irrelevant items (for random unit vectors 0.3 per
+row at Sketchy size, 2.5 at QuickDraw size) its items are re-ordered by their float64 Euclidean
+distances computed pair by pair, as `cdist` does, then by gallery index. Identical gallery
+vectors thus tie exactly; so that the product (whose rounding depends on an item's place in the
+BLAS kernel) cannot split them into two groups, a repeated gallery row gets its first
+occurrence's column of the product. What is not settled: distinct vectors whose float64
+distances agree to the product's rounding and fall on two sides of a float32 rounding boundary
+(random data has none).
 
 `hamming`: the number of differing bits of {0, 1} codes (`hashing.py`), exact small integers
 with ties everywhere: each row is stable-argsorted (a linear-time radix sort for 8- and 16-bit
