@@ -169,7 +169,7 @@ def test_bit_identical_for_any_block_size_and_threads(distance_name):
     np.testing.assert_array_equal(run.pr_precision, runs[0].pr_precision)
 
 
-def test_repeated_rows_found_exactly():
+def test_distinct_rows_found_exactly():
   rng = np.random.default_rng(3)
   x = rng.standard_normal((50, 6))
   x[[10, 30, 49]] = x[4]
@@ -177,9 +177,10 @@ def test_repeated_rows_found_exactly():
   x[21] = -0.0 * x[21] + x[21]  # Unchanged values.
   x[35], x[36] = x[8], x[8]
   x[36, 0] = np.nextafter(x[36, 0], 9)  # One ulp away: not a repeat.
-  repeated, originals = metrics._repeated_rows(x)
-  np.testing.assert_array_equal(repeated, [10, 20, 30, 35, 49])
-  np.testing.assert_array_equal(originals, [4, 7, 4, 8, 4])
+  first, expand = metrics._distinct_rows(x)
+  np.testing.assert_array_equal(first, np.setdiff1d(np.arange(50), [10, 20, 30, 35, 49]))
+  np.testing.assert_array_equal(x[first][expand], x)
+  np.testing.assert_array_equal(first[expand][[10, 20, 30, 35, 49, 36]], [4, 7, 4, 8, 4, 36])
 
 
 def test_non_interpolated_equals_sklearn():

@@ -37,8 +37,9 @@ misordered; where a group mixes relevant and irrelevant items (for random unit v
 row at Sketchy size, 2.5 at QuickDraw size) its items are re-ordered by their float64 Euclidean
 distances computed pair by pair, as `cdist` does, then by gallery index. Identical gallery
 vectors thus tie exactly; so that the product (whose rounding depends on an item's place in the
-BLAS kernel) cannot split them into two groups, a repeated gallery row gets its first
-occurrence's column of the product. What is not settled: distinct vectors whose float64
+BLAS kernel) cannot split them into two groups, it is computed for the distinct gallery rows
+only (also saving the repeats' work: Sketchy's standard galleries list 2,499 photos twice) and
+each item takes its row's column. What is not settled: distinct vectors whose float64
 distances agree to the product's rounding and fall on two sides of a float32 rounding boundary
 (random data has none).
 
@@ -307,8 +308,9 @@ def block_bounds(n: int, block_size: int, num_threads: int) -> list[int]:
   return sorted({min(b, n) for b in [*bounds, n]})
 
 
-def _repeated_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Rows of (G, D) float64 `x` equal to an earlier row, and that row's first occurrence.
+def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(U,) ascending first occurrences of the distinct rows of (G, D) float64 `x`, and (G,) the
+  place of each row's value among them: x == x[first][inverse].
 
   Rows are matched by a 64-bit hash of their bits (an exact integer sum, the same for equal
   rows), then checked for equality.
@@ -318,9 +320,9 @@ def _repeated_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   hashes = np.einsum("ij,j->i", bits, odd)  # Exact modulo 2^64.
   _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
   originals = first[inverse]
-  repeated = np.flatnonzero(originals != np.arange(len(x)))
-  equal = (x[repeated] == x[originals[repeated]]).all(axis=1)
-  return repeated[equal], originals[repeated[equal]]
+  originals = np.where((x == x[originals]).all(axis=1), originals, np.arange(len(x)))
+  first = np.unique(originals)
+  return first, np.searchsorted(first, originals)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,9 +332,10 @@ class _Problem:
   Attributes:
     query, gallery: (Q, D) embeddings and their (G, D) float64 gallery (`euclidean`), or
       float32 +-1 codes.
+    distinct, expand: (U, D) float64 distinct gallery rows and (G,) each item's row among them,
+      None if all rows are distinct (`euclidean`).
     query_labels, gallery_labels: (Q,), (G,) int64.
     half_sq: (G,) float64 (||g||^2 - c) / 2, c the median of ||g||^2 (`euclidean`).
-    repeated, originals: gallery rows equal to an earlier row, and that row (`euclidean`).
     specs, pr_points, map_at_k, block_size: as `evaluate`'s arguments.
     buffers: per-thread arrays, reused from block to block.
   """
@@ -342,8 +345,8 @@ class _Problem:
   query_labels: np.ndarray
   gallery_labels: np.ndarray
   half_sq: np.ndarray | None
-  repeated: np.ndarray | None
-  originals: np.ndarray | None
+  distinct: np.ndarray | None
+  expand: np.ndarray | None
   specs: tuple[MetricSpec, ...]
   pr_points: int
   map_at_k: str
@@ -389,26 +392,27 @@ def _prepare(distance, query_emb, query_labels, gallery_emb, gallery_labels, spe
   # Centring ||g||^2 keeps the float32 keys' resolution at that of q.g for (near) unit vectors.
   half_sq = 0.5 * np.einsum("ij,ij->i", gallery, gallery)
   half_sq -= np.median(half_sq)
-  repeated, originals = _repeated_rows(gallery)
-  return _Problem(distance, query_emb, gallery, query_labels, gallery_labels, half_sq, repeated,
-                  originals, specs, pr_points, map_at_k, block_size)
+  first, expand = _distinct_rows(gallery)
+  distinct = (None, None) if len(first) == len(gallery) else (gallery[first], expand)
+  return _Problem(distance, query_emb, gallery, query_labels, gallery_labels, half_sq, *distinct,
+                  specs, pr_points, map_at_k, block_size)
 
 
 def _products(problem: _Problem, rows: np.ndarray) -> np.ndarray:
-  """(B, G) float64 -q.g of the query `rows`, repeated gallery rows given their original's."""
+  """(B, U) float64 -q.g of the query `rows` and the U distinct gallery rows."""
   buffers = problem.buffers
+  gallery = problem.gallery if problem.distinct is None else problem.distinct
   if not hasattr(buffers, "products"):
     d, g = problem.gallery.shape[1], len(problem.gallery)
     buffers.queries = np.empty((problem.block_size, d))
-    buffers.products = np.empty((problem.block_size, g))
+    buffers.products = np.empty((problem.block_size, len(gallery)))
+    if problem.expand is not None:
+      buffers.expanded = np.empty((problem.chunk, g))
     buffers.rounded = np.empty((problem.chunk, g), np.float32)
     buffers.keys = np.empty(problem.chunk * g + 1, np.float32)
     buffers.flags = np.empty((problem.chunk, g), bool)
   neg_queries = np.negative(problem.query[rows], out=buffers.queries[:len(rows)])
-  products = np.matmul(neg_queries, problem.gallery.T, out=buffers.products[:len(rows)])
-  if len(problem.repeated):
-    products[:, problem.repeated] = products[:, problem.originals]
-  return products
+  return np.matmul(neg_queries, gallery.T, out=buffers.products[:len(rows)])
 
 
 def _exact_distances(problem: _Problem, query: int, members: list[int]) -> np.ndarray:
@@ -420,14 +424,18 @@ def _exact_distances(problem: _Problem, query: int, members: list[int]) -> np.nd
 
 def _euclidean_ranks(problem: _Problem, rows: np.ndarray, products: np.ndarray,
                      relevant: np.ndarray) -> np.ndarray:
-  """(B, n_pos) ranks of the relevant items for query `rows` of one class, from their (B, G)
-  float64 `products` (-q.g)."""
+  """(B, n_pos) ranks of the relevant items for query `rows` of one class, from their (B, U)
+  float64 `products` (-q.g with the distinct gallery rows)."""
   buffers, relevant_bit = problem.buffers, relevant.astype(np.uint32)
   parts = []
   for i in range(0, len(rows), problem.chunk):
+    products_i = products[i:i + problem.chunk]
+    if problem.expand is not None:  # One column per gallery item.
+      products_i = np.take(products_i, problem.expand, axis=1,
+                           out=buffers.expanded[:len(products_i)])
     # d = (||g||^2 - c) / 2 - q.g, rounded once to float32: a monotone rounding.
-    rounded = np.add(products[i:i + problem.chunk], problem.half_sq, casting="same_kind",
-                     out=buffers.rounded[:len(products[i:i + problem.chunk])])
+    rounded = np.add(products_i, problem.half_sq, casting="same_kind",
+                     out=buffers.rounded[:len(products_i)])
     chunk_rows = rows[i:i + problem.chunk]
     parts.append(_flagged_ranks(
         rounded, relevant_bit, buffers.keys, buffers.flags,
