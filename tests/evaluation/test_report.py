@@ -3,6 +3,7 @@ import collections
 import json
 
 import numpy as np
+import pytest
 
 from zsbir_jax import domains
 from zsbir_jax.data import lists
@@ -101,6 +102,27 @@ def test_written_json_and_markdown(tmp_path):
   assert ("real 8-d: mAP@K sake: SAKE's: AP on the first K ranks divided by min(K, n_pos); "
           "queries without a relevant item (2): exclude: excluded from every mean.") in table
   assert "ITQ 4-bit: mAP@K sake" in table
+
+
+def test_conventions_named_per_result():
+  query, gallery, _, _ = make_report()
+  sake = metrics.evaluate(query.embeddings, query.labels, gallery.embeddings, gallery.labels,
+                          metrics=["map@5", "p@10"], no_relevant="sake")
+  doodle = metrics.evaluate(query.embeddings, query.labels, gallery.embeddings, gallery.labels,
+                            metrics=["map@5", "p@10"], map_at_k="doodle")
+  built = report.build(query, gallery, [(report.EmbeddingKind("real", 8), sake),
+                                        (report.EmbeddingKind("real", 8), doodle)])
+  assert built["ranking"].startswith("by float64 Euclidean distances as scipy's cdist")
+  first, second = built["results"]
+  assert first["no_relevant"].startswith("sake: SAKE's: P@K = 0")
+  assert first["map_at_k"].startswith("sake:") and second["map_at_k"].startswith("doodle:")
+  assert second["no_relevant"].startswith("exclude:")
+  assert first["n_without_relevant"] == second["n_without_relevant"] == 2
+  # SAKE's convention counts the 2 queries without a relevant photo with P@10 = 0.
+  assert first["metrics"]["p@10"] == pytest.approx(second["metrics"]["p@10"] * 12 / 14)
+  table = report.to_markdown(built)
+  assert "queries without a relevant item (2): sake: SAKE's: P@K = 0" in table
+  assert "mAP@K doodle: Doodle-to-Search's" in table
 
 
 def test_metric_titles():

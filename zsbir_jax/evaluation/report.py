@@ -24,12 +24,12 @@ from zsbir_jax.evaluation import metrics as metrics_lib
 JSON_FILE = "report.json"
 MARKDOWN_FILE = "report.md"
 AP_VARIANT = ("interpolated (VOC 2010) for map@*: precision replaced by the maximum precision at "
-              "any later rank; AP@K on the first K ranks with min(K, n_pos) relevant items. "
-              "map_noninterp@*: non-interpolated (sklearn's), a cross-check")
+              "any later rank; AP@K on the first K ranks (its denominator: map_at_k of each "
+              "result). map_noninterp@*: non-interpolated (sklearn's), a cross-check")
 AVERAGING = {"metrics": "mean over queries (the standard)",
              "class_balanced": "mean over classes of per-class means (DSN)"}
-TIES = ("float64 Euclidean distances as scipy's cdist (Hamming distances exact); equal "
-        "distances ordered by gallery index (stable)")
+RANKING = ("by float64 Euclidean distances as scipy's cdist computes them, or by Hamming "
+           "distances; equal distances in gallery order (a stable sort)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +108,7 @@ def build(query: embeddings_lib.EmbeddingSet, gallery: embeddings_lib.EmbeddingS
       "n_queries_without_relevant": int(np.sum(~np.isin(query.labels, gallery.labels))),
       "ap_variant": AP_VARIANT,
       "averaging": AVERAGING,
-      "ties": TIES,
+      "ranking": RANKING,
       "results": [_result(kind, evaluation, query, gallery) for kind, evaluation in results],
   })
 
@@ -136,7 +136,7 @@ def to_markdown(report: dict[str, Any]) -> str:
       f"{model['image_size']} px inputs.",
       f"Queries: {report['n_queries']} unseen sketches; gallery: {report['n_gallery']} unseen "
       f"photos; queries without a relevant item: {report['n_queries_without_relevant']}.",
-      f"AP: {report['ap_variant']}. Ties: {report['ties']}."]
+      f"AP: {report['ap_variant']}. Ranking: {report['ranking']}."]
   for result in report["results"]:
     lines.append(f"{result['embedding']['label']}: mAP@K {result['map_at_k']}; queries "
                  f"without a relevant item ({result['n_without_relevant']}): "
