@@ -522,6 +522,20 @@ def _default_threads() -> int:
   return min(cpus, MAX_DEFAULT_THREADS)
 
 
+def _checked_options(metrics: Sequence[str], distance: str, no_relevant: str,
+                     map_at_k: str) -> tuple[MetricSpec, ...]:
+  """The parsed metrics; ValueError for a duplicate metric or an unknown option."""
+  specs = tuple(parse_metric(m) for m in metrics)
+  if len({s.name for s in specs}) != len(specs):
+    raise ValueError(f"Duplicate metric names in {list(metrics)}.")
+  for name, value, allowed in (("distance", distance, DISTANCES),
+                               ("no_relevant", no_relevant, tuple(NO_RELEVANT)),
+                               ("map_at_k", map_at_k, tuple(MAP_AT_K))):
+    if value not in allowed:
+      raise ValueError(f"Unknown {name} {value!r}; expected one of {allowed}.")
+  return specs
+
+
 def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.ndarray,
              gallery_labels: np.ndarray, *, metrics: Sequence[str] = DEFAULT_METRICS,
              distance: str = "euclidean", block_size: int = 1024, num_threads: int | None = None,
@@ -552,14 +566,7 @@ def evaluate(query_emb: np.ndarray, query_labels: np.ndarray, gallery_emb: np.nd
     ValueError: bad arguments or shapes; its subclasses `EmptyGalleryError`,
       `NonFiniteEmbeddingsError` and `NoRelevantItemsError` (no query has a relevant item).
   """
-  specs = tuple(parse_metric(m) for m in metrics)
-  if len({s.name for s in specs}) != len(specs):
-    raise ValueError(f"Duplicate metric names in {list(metrics)}.")
-  for name, value, allowed in (("distance", distance, DISTANCES),
-                               ("no_relevant", no_relevant, tuple(NO_RELEVANT)),
-                               ("map_at_k", map_at_k, tuple(MAP_AT_K))):
-    if value not in allowed:
-      raise ValueError(f"Unknown {name} {value!r}; expected one of {allowed}.")
+  specs = _checked_options(metrics, distance, no_relevant, map_at_k)
   num_threads = _default_threads() if num_threads is None else num_threads
   if block_size < 1 or num_threads < 1 or pr_points < 2:
     raise ValueError(f"Need block_size >= 1, num_threads >= 1, pr_points >= 2; got "
