@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from experiments.benchmarks import torchvision_parity
 from zsbir_jax.models import resnet
+from zsbir_jax.models import torch_weights
 from zsbir_jax.models import torchvision_weights
 
 rel_err = torchvision_parity.rel  # ||a - b|| / ||b||
@@ -145,17 +146,17 @@ def test_missing_extra_and_misshaped_keys_are_named():
   state = {k: v.numpy() for k, v in random_torchvision(18).state_dict().items()}
   missing = dict(state)
   del missing["layer2.0.downsample.1.running_var"]
-  with pytest.raises(torchvision_weights.ConversionError,
+  with pytest.raises(torch_weights.ConversionError,
                      match=r"missing torch key 'layer2\.0\.downsample\.1\.running_var'.*\(128,\)"):
     torchvision_weights.torch_to_flax(missing, _template18())
   extra = dict(state, **{"head.weight": np.zeros((3, 5), np.float32)})
-  with pytest.raises(torchvision_weights.ConversionError,
+  with pytest.raises(torch_weights.ConversionError,
                      match=r"unexpected torch key 'head\.weight' \(3, 5\)"):
     torchvision_weights.torch_to_flax(extra, _template18())
   misshaped = dict(state, **{"fc.weight": np.zeros((10, 512), np.float32)})
-  with pytest.raises(torchvision_weights.ConversionError,
+  with pytest.raises(torch_weights.ConversionError,
                      match=r"'fc\.weight': torch \(10, 512\).*expects \(512, 1000\)"):
     torchvision_weights.torch_to_flax(misshaped, _template18())
-  with pytest.raises(torchvision_weights.ConversionError, match="layer4"):
+  with pytest.raises(torch_weights.ConversionError, match="layer4"):
     torchvision_weights.torch_to_flax(
         {k: v for k, v in state.items() if not k.startswith("layer4")}, _template18())
