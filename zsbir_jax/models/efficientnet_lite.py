@@ -125,7 +125,7 @@ class EfficientNetLite(nn.Module):
       small values give fast test models of the same topology).
     num_classes: size of the `fc` head (ImageNet: 1000); 0 builds no head.
     dropout_rate: before `fc` in training; None takes the variant's (0.2 or 0.3).
-    drop_connect_rate: of the last block in training (block i of n: rate * i / n); the package's 0.2.
+    drop_connect_rate: in training, block i of n drops with rate * i / n (the package's 0.2).
     dtype: compute dtype of activations (bfloat16 on accelerators); parameters stay float32.
     remat: rematerialise each block in the backward pass (saves activation memory).
   """
