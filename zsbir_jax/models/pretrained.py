@@ -1,10 +1,9 @@
 """Pretrained backbone checkpoints: a directory the trainer can start from.
 
 Layout: `<dir>/backbone.json` (the architecture, its input normalisation and where the weights
-came from) and
-`<dir>/variables/` (an orbax checkpoint of the Flax variables {'params', 'batch_stats'}).
-Written by `experiments.convert_weights` from a torchvision or `efficientnet-lite-pytorch` `.pth`,
-and by backbone pretraining.
+came from) and `<dir>/variables/` (an orbax checkpoint of the Flax variables {'params',
+'batch_stats'}). Written by `experiments.convert_weights` from a torchvision or
+`efficientnet-lite-pytorch` `.pth`, and by backbone pretraining.
 Orbax writes to a temporary directory and renames it on success, so a killed write never leaves
 a readable half-checkpoint; the JSON is written after it, so its presence marks completion.
 """
@@ -17,23 +16,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from zsbir_jax.data import augment
-from zsbir_jax.models import efficientnet_lite
-from zsbir_jax.models import resnet
+from zsbir_jax.models import backbones
 
 SPEC_FILE = "backbone.json"
 VARIABLES_DIR = "variables"
-
-RESNET = "resnet"
-EFFICIENTNET_LITE = "efficientnet_lite"
-# What each family's weights expect, in RGB pixel units 0..255: inputs are (x - mean) / std.
-# ResNet: torchvision's ImageNet mean/std (of x / 255); EfficientNet-Lite: the TensorFlow
-# original's (x - 127) / 128, which `efficientnet-lite-pytorch`'s weights keep.
-INPUT_NORMALIZATION = {
-    RESNET: (tuple(255 * m for m in augment.IMAGENET_MEAN),
-             tuple(255 * s for s in augment.IMAGENET_STD)),
-    EFFICIENTNET_LITE: ((127.0,) * 3, (128.0,) * 3),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +27,14 @@ class BackboneSpec:
   """What a pretrained backbone is: its architecture, its input normalisation and its provenance
   (e.g. a file's sha256).
 
-  `family` is RESNET (`depth`) or EFFICIENTNET_LITE (`variant`, 0..4); `width` multiplies the
-  channel counts of either. `input_mean`/`input_std` (per RGB channel, pixel units) default to
-  the family's (INPUT_NORMALIZATION); directories written before they were recorded are ResNets
-  with ImageNet mean/std.
+  `family` is `backbones.RESNET` (`depth`) or `EFFICIENTNET_LITE` (`variant`, 0..4); `width`
+  multiplies the channel counts of either. `input_mean`/`input_std` (per RGB channel, pixel
+  units) default to the family's (`backbones.INPUT_NORMALIZATION`); directories written before
+  they were recorded are ResNets with ImageNet mean/std.
   """
   num_classes: int
   source: str
-  family: str = RESNET
+  family: str = backbones.RESNET
   depth: int = 50
   variant: int = 0
   width: float = 1.0
@@ -56,20 +42,17 @@ class BackboneSpec:
   input_std: tuple[float, float, float] | None = None
 
   def __post_init__(self):
-    if self.family not in INPUT_NORMALIZATION:
+    if self.family not in backbones.INPUT_NORMALIZATION:
       raise ValueError(f"unknown backbone family {self.family!r}, "
-                       f"expected one of {sorted(INPUT_NORMALIZATION)}")
-    mean, std = INPUT_NORMALIZATION[self.family]
+                       f"expected one of {sorted(backbones.INPUT_NORMALIZATION)}")
+    mean, std = backbones.INPUT_NORMALIZATION[self.family]
     object.__setattr__(self, "input_mean", tuple(map(float, self.input_mean or mean)))
     object.__setattr__(self, "input_std", tuple(map(float, self.input_std or std)))
 
-  def model(self, **kwargs: Any) -> resnet.ResNet | efficientnet_lite.EfficientNetLite:
+  def model(self, **kwargs: Any) -> backbones.Backbone:
     """The network these variables belong to (kwargs: dtype, remat, ...)."""
-    if self.family == EFFICIENTNET_LITE:
-      return efficientnet_lite.EfficientNetLite(variant=self.variant, width=self.width,
-                                                num_classes=self.num_classes, **kwargs)
-    return resnet.ResNet(depth=self.depth, width=self.width, num_classes=self.num_classes,
-                         **kwargs)
+    return backbones.make(self.family, self.depth, self.variant, self.width, self.num_classes,
+                          **kwargs)
 
   def normalize(self, images: Any) -> np.ndarray:
     """RGB pixel values 0..255 (..., 3), any dtype -> float32 network inputs (..., 3)."""

@@ -1,4 +1,4 @@
-"""The retrieval model: ResNet backbone -> embedding e (D) -> seen-class and teacher-class heads.
+"""The retrieval model: backbone -> embedding e (D) -> seen-class and teacher-class heads.
 
 e = embedding(backbone(x)) (B, D); z = e / ||e|| is what retrieval ranks with (`embed`). Two heads
 read e: the seen-class classifier g (C logits) and the teacher head h (K logits; K = 1000 for an
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zsbir_jax.models import resnet
+from zsbir_jax.models import backbones
 
 
 class RetrievalModel(nn.Module):
@@ -23,12 +23,17 @@ class RetrievalModel(nn.Module):
   'backbone', the heads' under 'embedding', 'classifier' and 'teacher_head'.
 
   Attributes:
-    depth, width, dtype, remat: the ResNet backbone's (see `resnet.ResNet`).
+    family: the backbone's, `backbones.RESNET` (of `depth`) or `EFFICIENTNET_LITE` (of
+      `variant`); the embedding reads its pooled features, of whatever size (ResNet-50: 2048,
+      Lite0: 1280).
+    depth, variant, width, dtype, remat: the backbone's (see `backbones.make`).
     embed_dim: D.
     num_seen_classes: C, the classifier's outputs.
     num_teacher_classes: K, the teacher head's outputs.
   """
+  family: str = backbones.RESNET
   depth: int = 50
+  variant: int = 0
   width: float = 1.0
   embed_dim: int = 512
   num_seen_classes: int = 100
@@ -37,8 +42,8 @@ class RetrievalModel(nn.Module):
   remat: bool = False
 
   def setup(self):
-    self.backbone = resnet.ResNet(depth=self.depth, width=self.width, num_classes=0,
-                                  dtype=self.dtype, remat=self.remat)
+    self.backbone = backbones.make(self.family, self.depth, self.variant, self.width,
+                                   num_classes=0, dtype=self.dtype, remat=self.remat)
     self.embedding = nn.Dense(self.embed_dim)
     self.classifier = nn.Dense(self.num_seen_classes)
     self.teacher_head = nn.Dense(self.num_teacher_classes)
@@ -70,10 +75,10 @@ def embed(model: RetrievalModel, variables: Any, images: jax.Array) -> jax.Array
 
 def from_pretrained(params: dict[str, Any], batch_stats: dict[str, Any],
                     backbone_variables: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-  """Copies a pretrained ResNet's variables into the retrieval model's and SVD-initialises heads.
+  """Copies a pretrained backbone's variables into the retrieval model's and SVD-initialises heads.
 
   `params`/`batch_stats` are a freshly initialised RetrievalModel's; `backbone_variables` a
-  `resnet.ResNet` with an `fc` head of K = num_teacher_classes outputs. Returns new
+  backbone of the same family with an `fc` head of K = num_teacher_classes outputs. Returns new
   (params, batch_stats); the classifier keeps its random init.
   """
   backbone_params = dict(backbone_variables["params"])
@@ -119,7 +124,8 @@ SPEC_FILE = "model.json"
 
 def save_spec(model: RetrievalModel, directory: str) -> None:
   """Writes the model's attributes to `<directory>/model.json`, so tools can rebuild it."""
-  spec = {"depth": model.depth, "width": model.width, "embed_dim": model.embed_dim,
+  spec = {"family": model.family, "depth": model.depth, "variant": model.variant,
+          "width": model.width, "embed_dim": model.embed_dim,
           "num_seen_classes": model.num_seen_classes,
           "num_teacher_classes": model.num_teacher_classes,
           "dtype": jnp.dtype(model.dtype).name, "remat": model.remat}
