@@ -38,7 +38,7 @@ _VARIANT = flags.DEFINE_enum("variant", "0", ["0", "1", "2", "3", "4"],
                              "EfficientNet-Lite variant of the .pth.")
 _OUTPUT = flags.DEFINE_string("output", None, "New pretrained-backbone directory to write.")
 _BACKBONE = flags.DEFINE_string("backbone", None, "Pretrained-backbone directory to export.")
-_EXPORT_TORCH = flags.DEFINE_string("export_torch", None, "torchvision .pth file to write.")
+_EXPORT_TORCH = flags.DEFINE_string("export_torch", None, ".pth file to write (the family's torch state_dict).")
 
 
 def _import_torch():
@@ -65,8 +65,8 @@ _CONVERTERS = {
 }
 
 
-def import_torch(torch_checkpoint: str, output: str, family: str = backbones.RESNET,
-                 depth: int = 50, variant: int = 0) -> None:
+def import_checkpoint(torch_checkpoint: str, output: str, family: str = backbones.RESNET,
+                      depth: int = 50, variant: int = 0) -> None:
   """Reads a torch state_dict of `family` and writes it as a pretrained-backbone directory."""
   torch = _import_torch()
   package, converter, fc_key = _CONVERTERS[family]
@@ -83,7 +83,7 @@ def import_torch(torch_checkpoint: str, output: str, family: str = backbones.RES
   logging.info("wrote %s (%s)", output, spec)
 
 
-def export_torch(backbone: str, export_path: str) -> None:
+def export_checkpoint(backbone: str, export_path: str) -> None:
   """Writes a pretrained-backbone directory as its family's torch state_dict `.pth`."""
   torch = _import_torch()
   variables, spec = pretrained.load(backbone)
@@ -97,10 +97,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _TORCH_CHECKPOINT.value and _OUTPUT.value:
-    import_torch(_TORCH_CHECKPOINT.value, _OUTPUT.value, _FAMILY.value, int(_DEPTH.value),
-                 int(_VARIANT.value))
+    import_checkpoint(_TORCH_CHECKPOINT.value, _OUTPUT.value, _FAMILY.value, int(_DEPTH.value),
+                      int(_VARIANT.value))
   elif _BACKBONE.value and _EXPORT_TORCH.value:
-    export_torch(_BACKBONE.value, _EXPORT_TORCH.value)
+    export_checkpoint(_BACKBONE.value, _EXPORT_TORCH.value)
   else:
     raise app.UsageError("give --torch_checkpoint and --output, or --backbone and --export_torch")
 

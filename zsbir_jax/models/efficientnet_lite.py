@@ -50,7 +50,7 @@ HEAD_CHANNELS = 1280
 VARIANTS = {0: (1.0, 1.0, 0.2), 1: (1.0, 1.1, 0.2), 2: (1.1, 1.2, 0.3), 3: (1.2, 1.4, 0.3),
             4: (1.4, 1.8, 0.3)}
 DIVISOR = 8  # channel counts are multiples of 8
-BN = dict(momentum=0.99, epsilon=1e-3)
+BN = dict(momentum=0.99, epsilon=1e-3)  # the package's batch_norm_momentum/epsilon (TF's)
 # Every torch layer keeps torch's default initialisation (the package sets none).
 torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 Conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", kernel_init=torch_default_init,
