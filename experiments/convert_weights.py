@@ -38,7 +38,8 @@ _VARIANT = flags.DEFINE_enum("variant", "0", ["0", "1", "2", "3", "4"],
                              "EfficientNet-Lite variant of the .pth.")
 _OUTPUT = flags.DEFINE_string("output", None, "New pretrained-backbone directory to write.")
 _BACKBONE = flags.DEFINE_string("backbone", None, "Pretrained-backbone directory to export.")
-_EXPORT_TORCH = flags.DEFINE_string("export_torch", None, ".pth file to write (the family's torch state_dict).")
+_EXPORT_TORCH = flags.DEFINE_string("export_torch", None,
+                                    ".pth file to write (the family's torch state_dict).")
 
 
 def _import_torch():
