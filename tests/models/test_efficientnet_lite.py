@@ -87,7 +87,8 @@ def test_train_mode_float64_forward_stats_and_gradients_match_the_real_lite0(lit
     grads, (logits, stats) = jax.jit(jax.grad(loss, has_aux=True))(v["params"])
     flax_stats = efficientnet_lite_weights.flax_to_torch({"params": {}, "batch_stats": stats})
     flax_grads = efficientnet_lite_weights.flax_to_torch({"params": grads, "batch_stats": {}})
-  # Measured: logits 7.8e-14, running statistics <= 2.1e-14, gradients <= 1.3e-13.
+  # Measured: logits 7.8e-14, running statistics <= 2.1e-14, gradients <= 1.7e-13; the bn2
+  # biases' gradient norms 1e-17 of the whole gradient's.
   assert rel_err(logits, torch_logits.detach().numpy()) <= 1e-12
   for key, value in torch_state.items():
     if key.endswith(("running_mean", "running_var")):
@@ -99,8 +100,8 @@ def test_train_mode_float64_forward_stats_and_gradients_match_the_real_lite0(lit
       # A block's last BatchNorm bias shifts every position of a channel alike; the next 1x1
       # conv and train-mode BatchNorm (or the head's) remove such shifts, so its gradient is 0
       # up to rounding on both sides and a relative error means nothing.
-      assert np.linalg.norm(flax_grads[key]) <= 1e-12 * total, key
-      assert np.linalg.norm(value) <= 1e-12 * total, key
+      assert np.linalg.norm(flax_grads[key]) <= 1e-15 * total, key
+      assert np.linalg.norm(value) <= 1e-15 * total, key
     else:
       assert rel_err(flax_grads[key], value) <= 1e-12, key
 
