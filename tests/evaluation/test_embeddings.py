@@ -60,8 +60,7 @@ def make_workdir(workdir: str, seed: int = 0) -> None:
   variables = random_variables(model, seed)
   state = train_state.TrainState(
       step=np.int32(STEP), params=variables["params"], batch_stats=variables["batch_stats"],
-      opt_state=optax.adam(1e-3).init(variables["params"]), teacher={}, frozen={},
-      rng=np.asarray(jax.random.PRNGKey(seed)))
+      opt_state=optax.adam(1e-3).init(variables["params"]), teacher={}, frozen={})
   checkpoints = checkpoint.Checkpoints(workdir, keep=1)
   assert checkpoints.save_best(STEP, state, {"val_accuracy": 0.5})
   checkpoints.close()

@@ -2,7 +2,7 @@
 
 `load_embedder` restores a training run's model (`model.json`, a checkpoint, the input size and
 sketch framing of its `config.json`); `extract` runs the jitted, sharded `retrieval.embed` over
-records with `inference.predict` (padded, masked batches; every item exactly once, in order).
+records with `inference.predict_records` (every item exactly once, in order).
 An `EmbeddingSet` holds L2-normalised embeddings z (N, D) with each item's path, label and
 domain, the names of the labels and the model's identity; `save` / `load` write it as `.npz`
 (no pickles), so that evaluation and retrieval run without the model. `nearest` ranks a gallery
@@ -10,6 +10,7 @@ by cosine similarity, which for unit vectors is the Euclidean ranking of the met
 """
 from collections.abc import Sequence
 import dataclasses
+import functools
 import json
 import os
 from typing import Any
@@ -19,11 +20,8 @@ import numpy as np
 
 from zsbir_jax import domains
 from zsbir_jax import inference
-from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
-from zsbir_jax.data import pipeline
-from zsbir_jax.data import source
 from zsbir_jax.models import retrieval
 
 CONFIG_FILE = "config.json"
@@ -103,16 +101,8 @@ def embed_records(model: retrieval.RetrievalModel, variables: Any,
   global batches of `batch_size` split over the mesh's devices (default: all); the last batch
   is padded and its padding dropped. `variables` may be host arrays or global jax.Arrays.
   """
-  mesh = sharding.make_mesh() if mesh is None else mesh
-  if batch_size % mesh.size:
-    raise ValueError(f"batch size {batch_size} is not a multiple of the {mesh.size} devices")
-  items = source.RecordSource(records)
-  dataset = pipeline.eval_dataset(items, batch_size, input_config,
-                                  process_index=jax.process_index(),
-                                  process_count=jax.process_count())
-  variables = jax.device_put(variables, sharding.replicated(mesh))
-  z = inference.predict(lambda x: retrieval.embed(model, variables, x),
-                        pipeline.make_iterator(dataset, num_workers=workers), mesh, len(items))
+  z = inference.predict_records(functools.partial(retrieval.embed, model), variables, records,
+                                input_config, batch_size, mesh=mesh, workers=workers)
   return z.astype(np.float32)
 
 
