@@ -19,9 +19,8 @@ def get_config(arg: str | None = None):
   config.data.update(split="synthetic", image_size=64, classes_per_batch=8, items_per_class=4,
                      workers=0, eval_batch_size=256)
   config.init.num_teacher_classes = 100
-  # SAKE's 0.001^(epoch / epochs) decay is too steep for a 10-epoch run: measured here, it left
-  # held-out seen-sketch accuracy at 0.15 and unseen mAP@all at the `none` baseline's (10.9 vs
-  # 11.0); cosine from 3e-3 reached 0.83 and 16.2.
+  # SAKE's 0.001^(epoch / epochs) decay is too steep for a 10-epoch run: cosine from 3e-3 gives
+  # far higher held-out seen-sketch accuracy (figures: experiments/results/synthetic.md).
   config.optim.update(lr=3e-3, epochs=10, schedule="cosine", warmup_epochs=0.5)
   config.loss.ema_momentum = 0.99
   config.train.update(log_every=20, checkpoint_every=200)
