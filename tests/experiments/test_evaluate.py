@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from tests.evaluation import test_embeddings
+from tests.evaluation import test_embedder
 from zsbir_jax import domains
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
@@ -24,7 +24,7 @@ def evaluate(*flags: str) -> subprocess.CompletedProcess:
 
 def test_evaluate_command(tiny_synthetic, tmp_path):
   workdir, out = str(tmp_path / "run"), tmp_path / "eval"
-  test_embeddings.make_workdir(workdir)
+  test_embedder.make_workdir(workdir)
   result = evaluate(f"--workdir={workdir}", f"--root={tiny_synthetic}", "--split=synthetic",
                     f"--output_dir={out}", "--hash_bits=8", "--batch_size=8", "--pictures")
   assert result.returncode == 0, result.stderr
@@ -34,7 +34,7 @@ def test_evaluate_command(tiny_synthetic, tmp_path):
   # The reference: item-by-item embeddings, ITQ learned on the training photos, metrics.py.
   data = lists.load_split(tiny_synthetic, "synthetic")
   train_photos = [r for r in data.train if r.domain == domains.PHOTO]
-  query_z, gallery_z, train_z = (test_embeddings.reference_embeddings(workdir, records)
+  query_z, gallery_z, train_z = (test_embedder.reference_embeddings(workdir, records)
                                  for records in (data.query, data.gallery, train_photos))
   query_labels = np.array([r.label for r in data.query])
   gallery_labels = np.array([r.label for r in data.gallery])
@@ -56,7 +56,7 @@ def test_evaluate_command(tiny_synthetic, tmp_path):
   assert got["split"]["unseen_classes"] == list(data.unseen_classes)
   assert got["model"]["workdir"] == os.path.abspath(workdir)
   assert (got["model"]["which"], got["model"]["step"], got["model"]["image_size"]) == (
-      "best", test_embeddings.STEP, 32)
+      "best", test_embedder.STEP, 32)
   assert (got["n_queries"], got["n_gallery"], got["n_queries_without_relevant"]) == (18, 18, 0)
   assert got["ap_variant"].startswith("interpolated (VOC 2010)")
   assert [r["embedding"]["label"] for r in got["results"]] == ["real 16-d", "ITQ 8-bit"]

@@ -16,7 +16,7 @@ import numpy as np
 from zsbir_jax import inference
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
-from zsbir_jax.evaluation import embeddings
+from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import metrics as retrieval_metrics
 from zsbir_jax.models import retrieval
 from zsbir_jax.training import checkpoint
@@ -65,9 +65,8 @@ class UnseenRetrieval(Evaluator):
   description = "unseen-class retrieval (monitoring only)"
 
   def run(self, model, variables, mesh):
-    embed = lambda records: embeddings.embed_records(model, variables, records,
-                                                     self.input_config, self.batch_size,
-                                                     mesh=mesh)
+    embed = lambda records: embedder.embed_records(model, variables, records,
+                                                   self.input_config, self.batch_size, mesh=mesh)
     query, gallery = self.split.query, self.split.gallery
     result = retrieval_metrics.evaluate(embed(query), [r.label for r in query],
                                         embed(gallery), [r.label for r in gallery],
