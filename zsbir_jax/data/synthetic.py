@@ -102,6 +102,47 @@ def _list_lines(subdir: str, classes: list[int], indices: range, ext: str) -> li
           for label, c in enumerate(classes) for i in indices]
 
 
+def _write_split_lists(out: str, c: SyntheticConfig, seen: list[int],
+                       unseen: list[int]) -> dict[str, list[str]]:
+  """Writes the zero-shot split's list and class files; returns {role: list lines}."""
+  list_dir = os.path.join(out, SPLIT.list_dir)
+  os.makedirs(list_dir)
+  train = range(c.sketches_per_class)
+  lines = {
+      "train_sketch": _list_lines("sketch", seen, train, "png"),
+      "test_sketch": _list_lines(
+          "sketch", seen, range(c.sketches_per_class,
+                                c.sketches_per_class + c.test_sketches_per_class), "png"),
+      "train_photo": _list_lines("photo", seen, range(c.photos_per_class), "jpg"),
+      "query": _list_lines("sketch", unseen, train, "png"),
+      "gallery": _list_lines("photo", unseen, range(c.photos_per_class), "jpg"),
+  }
+  for role, list_file in SPLIT.list_files().items():
+    _write_lines(os.path.join(list_dir, list_file), lines[role])
+  _write_lines(os.path.join(list_dir, SPLIT.seen_class_file),
+               [f"{class_name(k)} {i}" for i, k in enumerate(seen)])
+  _write_lines(os.path.join(list_dir, SPLIT.unseen_class_file),
+               [f"{class_name(k)} {i}" for i, k in enumerate(unseen)])
+  return lines
+
+
+def _write_pretrain_lists(out: str, c: SyntheticConfig,
+                          pretrain: list[int]) -> dict[str, list[str]]:
+  """Writes the photo-only pretraining set's lists and class file; returns {role: lines}."""
+  spec = SPLIT.pretrain
+  pretrain_lists = os.path.join(out, spec.list_dir)
+  os.makedirs(pretrain_lists)
+  num_val = c.pretrain_val_per_class
+  lines = {"pretrain_val": _list_lines("pretrain_photo", pretrain, range(num_val), "jpg"),
+           "pretrain_train": _list_lines("pretrain_photo", pretrain,
+                                         range(num_val, c.pretrain_photos_per_class), "jpg")}
+  _write_lines(os.path.join(pretrain_lists, spec.train_list), lines["pretrain_train"])
+  _write_lines(os.path.join(pretrain_lists, spec.val_list), lines["pretrain_val"])
+  _write_lines(os.path.join(pretrain_lists, spec.class_file),
+               [f"{class_name(k)} {i}" for i, k in enumerate(pretrain)])
+  return lines
+
+
 def generate(root: str, config: SyntheticConfig = SyntheticConfig(), workers: int = 1) -> dict:
   """Writes the benchmark to `<root>/Synthetic` and returns its manifest.
 
@@ -138,36 +179,7 @@ def generate(root: str, config: SyntheticConfig = SyntheticConfig(), workers: in
   else:
     for job in jobs:
       _render_class(job)
-
-  list_dir = os.path.join(out, SPLIT.list_dir)
-  os.makedirs(list_dir)
-  train = range(c.sketches_per_class)
-  lines = {
-      "train_sketch": _list_lines("sketch", seen, train, "png"),
-      "test_sketch": _list_lines("sketch", seen, range(c.sketches_per_class, num_seen_sketches),
-                                 "png"),
-      "train_photo": _list_lines("photo", seen, range(c.photos_per_class), "jpg"),
-      "query": _list_lines("sketch", unseen, train, "png"),
-      "gallery": _list_lines("photo", unseen, range(c.photos_per_class), "jpg"),
-  }
-  for role, list_file in SPLIT.list_files().items():
-    _write_lines(os.path.join(list_dir, list_file), lines[role])
-  _write_lines(os.path.join(list_dir, SPLIT.seen_class_file),
-               [f"{class_name(k)} {i}" for i, k in enumerate(seen)])
-  _write_lines(os.path.join(list_dir, SPLIT.unseen_class_file),
-               [f"{class_name(k)} {i}" for i, k in enumerate(unseen)])
-
-  spec = SPLIT.pretrain
-  pretrain_lists = os.path.join(out, spec.list_dir)
-  os.makedirs(pretrain_lists)
-  num_val = c.pretrain_val_per_class
-  lines["pretrain_val"] = _list_lines("pretrain_photo", pretrain, range(num_val), "jpg")
-  lines["pretrain_train"] = _list_lines(
-      "pretrain_photo", pretrain, range(num_val, c.pretrain_photos_per_class), "jpg")
-  _write_lines(os.path.join(pretrain_lists, spec.train_list), lines["pretrain_train"])
-  _write_lines(os.path.join(pretrain_lists, spec.val_list), lines["pretrain_val"])
-  _write_lines(os.path.join(pretrain_lists, spec.class_file),
-               [f"{class_name(k)} {i}" for i, k in enumerate(pretrain)])
+  lines = _write_split_lists(out, c, seen, unseen) | _write_pretrain_lists(out, c, pretrain)
 
   manifest = {
       "generator": "zsbir_jax.data.synthetic",
