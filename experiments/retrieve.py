@@ -17,6 +17,7 @@ import numpy as np
 
 from zsbir_jax import domains
 from zsbir_jax.evaluation import embeddings
+from zsbir_jax.evaluation import search
 
 _GALLERY = flags.DEFINE_string("gallery", None, "Gallery embeddings .npz (experiments.evaluate "
                                "writes <output_dir>/embeddings/gallery.npz).", required=True)
@@ -48,7 +49,7 @@ def main(argv):
   if not np.all(gallery.labels >= 0):
     raise ValueError(f"{_GALLERY.value} has unlabelled items; expected a gallery")
   domain = domains.SKETCH if _DOMAIN.value == "sketch" else domains.PHOTO
-  results = embeddings.search(argv[1:], gallery, _TOP_K.value, domain, _BATCH_SIZE.value,
+  results = search.search(argv[1:], gallery, _TOP_K.value, domain, _BATCH_SIZE.value,
                               _WORKDIR.value)
   print(format_results(results))
   if _JSON_OUTPUT.value:

@@ -56,24 +56,29 @@ def generate_data(workspace: Workspace, seed: int, log: Callable[[str], None] = 
   log(f"wrote the synthetic benchmark to {workspace.root}: {manifest['counts']}")
 
 
+def pretrain_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The pretraining run of a synthetic config: its `pretrain` block with the run's seed, the
+  retrieval model's backbone and input size (so that the backbone fits the model)."""
+  pretrain = ml_collections.ConfigDict(config.pretrain.to_dict())
+  pretrain.seed = config.seed
+  pretrain.model.update(depth=config.model.depth, width=config.model.width)
+  pretrain.data.image_size = config.data.image_size
+  return pretrain
+
+
 def pretrain_backbone(workspace: Workspace, config: ml_collections.ConfigDict,
                       log: Callable[[str], None] = print) -> None:
   """Pretrains the backbone of `config` on the pretraining classes (once; cached on disk)."""
   if os.path.isdir(workspace.backbone):
     log(f"pretrained backbone already in {workspace.backbone}")
     return
-  setup = pretraining.PretrainConfig(
-      optim=config.pretrain.optim, depth=config.model.depth, width=config.model.width,
-      image_size=config.data.image_size, batch_size=config.pretrain.batch_size, seed=config.seed)
+  pretrain = pretrain_config(config)
   result = pretraining.pretrain(
-      lists.load_pretrain(workspace.root), setup,
+      lists.load_pretrain(workspace.root), pretrain,
       report=lambda e: log(f"pretrain step {e['step']} loss {e['loss']:.3f} "
                            f"acc {e['accuracy']:.3f} {e['images_per_second']:.0f} img/s"))
-  spec = pretrained.BackboneSpec(
-      depth=setup.depth, width=setup.width, num_classes=result.val_logits.shape[1],
-      source=f"synthetic-pretrain:seed={setup.seed}:steps={result.steps}:"
-             f"val_acc={result.val_accuracy:.3f}")
-  pretrained.save(workspace.backbone, result.variables, spec)
+  pretrained.save(workspace.backbone, result.variables,
+                  pretraining.backbone_spec(pretrain, result))
   log(f"pretrained backbone: validation accuracy {result.val_accuracy:.3f} on the "
       f"pretraining classes -> {workspace.backbone}")
 

@@ -16,6 +16,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from zsbir_jax.training import setup
 from zsbir_jax.training import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:args].",
@@ -40,7 +41,7 @@ def main(argv):
     jax.distributed.initialize()
   try:
     trainer.train_and_evaluate(config, _WORKDIR.value)
-  except (trainer.ConfigError, FloatingPointError) as e:
+  except (setup.ConfigError, FloatingPointError) as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}") from None
 

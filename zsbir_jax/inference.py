@@ -1,14 +1,13 @@
 """Inference shared by training, the method and evaluation: restore a run, predict over a list.
 
 `load_model_variables` reads the model variables of a training run's checkpoint (the directory
-names are the ones `training.checkpoint` writes). `predict` runs a jitted function over an
-evaluation dataset: every item once, in source order.
-
-The dataset is `pipeline.eval_dataset` (padded global batches with 'mask' and 'index'); batches
-are sharded over the mesh's data axis, outputs are gathered to every process, padding is dropped
-and the result is checked to hold each source index exactly once.
+names are the ones `training.checkpoint` writes). `predict_records` runs a model over every
+record of a list, in order, preprocessed for evaluation (no augmentation); `predict` is its
+loop over an evaluation dataset: `pipeline.eval_dataset` (padded global batches with 'mask' and
+'index') sharded over the mesh's data axis, outputs gathered to every process, padding dropped
+and the result checked to hold each source index exactly once.
 """
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 import os
 from typing import Any
 
@@ -17,7 +16,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from zsbir_jax import sharding
+from zsbir_jax.data import augment
+from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
+from zsbir_jax.data import source
 
 # A training run's checkpoint directories under its workdir (see training/checkpoint.py).
 LATEST_DIR = "checkpoints"
@@ -62,6 +64,39 @@ def predict(
   result = np.empty_like(out)
   result[index] = out
   return result
+
+
+def predict_records(
+    apply: Callable[[Any, jax.Array], jax.Array],
+    variables: Any,
+    records: Sequence[lists.Record],
+    input_config: augment.AugmentConfig,
+    batch_size: int,
+    *,
+    mesh: jax.sharding.Mesh | None = None,
+    workers: int = 0,
+) -> np.ndarray:
+  """(N, ...) apply(variables, images) of every record, row i of records[i].
+
+  Args:
+    apply: (variables, images (B, H, W, 3)) -> outputs (B, ...), e.g. a model's logits.
+    variables: host arrays or global jax.Arrays; replicated over the mesh here.
+    records: the images, preprocessed per their domain as in evaluation (no augmentation).
+    input_config: input size and sketch framing.
+    batch_size: global batch size, a multiple of the mesh's devices; the last batch is padded.
+    mesh: the device mesh (default: every device).
+    workers: data-loading worker processes (0: threads of this process).
+  """
+  mesh = sharding.make_mesh() if mesh is None else mesh
+  if batch_size % mesh.size:
+    raise ValueError(f"batch size {batch_size} is not a multiple of the {mesh.size} devices")
+  items = source.RecordSource(records)
+  dataset = pipeline.eval_dataset(items, batch_size, input_config,
+                                  process_index=jax.process_index(),
+                                  process_count=jax.process_count())
+  variables = jax.device_put(variables, sharding.replicated(mesh))
+  return predict(lambda x: apply(variables, x),
+                 pipeline.make_iterator(dataset, num_workers=workers), mesh, len(items))
 
 
 def load_model_variables(workdir: str, which: str = "best") -> tuple[dict[str, Any], int]:

@@ -175,3 +175,33 @@ def test_a_bad_file_stops_the_pipeline_naming_its_path(records):
   ds = pipeline.eval_dataset(source.RecordSource(broken), 4, CONFIG)
   with pytest.raises(images.BadImageError, match=r"\.gone"):
     _take(pipeline.make_iterator(ds), 1)
+
+
+def test_shuffled_stream_reads_fresh_permutations_with_sake_augmentation(tiny_synthetic):
+  records = lists.load_pretrain(tiny_synthetic).train  # 24 photos
+  photos = source.RecordSource(records)
+  config = augment.AugmentConfig(size=32)
+  batches = list(pipeline.train_dataset(photos, sampler_lib.ShuffleSampler(len(photos), 10, 3),
+                                        config, seed=3, num_epochs=2))
+  assert len(batches) == 4  # 2 full batches per epoch, 4 photos left out
+  for epoch in range(2):
+    index = np.concatenate([b["index"] for b in batches[2 * epoch:2 * epoch + 2]])
+    expected = np.random.default_rng((3, 0, epoch)).permutation(24)[:20]
+    np.testing.assert_array_equal(index, expected)
+  assert not np.array_equal(batches[0]["index"], batches[2]["index"])
+  step, position = 3, 7
+  i = int(batches[step]["index"][position])
+  params = augment.sample_params(augment.item_rng(3, step, position), config)
+  reference = augment.preprocess(images.load_rgb(records[i].path), PHOTO, config,
+                                 params)
+  np.testing.assert_array_equal(batches[step]["image"][position], reference)
+  assert batches[step]["label"][position] == records[i].label
+
+  halves = [list(pipeline.train_dataset(photos, sampler_lib.ShuffleSampler(len(photos), 10, 3),
+                                        config, seed=3, num_epochs=2, process_index=p,
+                                        process_count=2)) for p in (0, 1)]
+  for whole, first, second in zip(batches, *halves):
+    for key in whole:
+      np.testing.assert_array_equal(whole[key], np.concatenate([first[key], second[key]]))
+  with pytest.raises(ValueError, match="batch size 32 exceeds the 24 training photos"):
+    sampler_lib.ShuffleSampler(len(photos), 32, 0)

@@ -12,6 +12,9 @@ from zsbir_jax.data import check
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 from zsbir_jax.data import synthetic
+from zsbir_jax.data import synthetic_photo
+from zsbir_jax.data import synthetic_shapes
+from zsbir_jax.data import synthetic_sketch
 
 _TINY = synthetic.SyntheticConfig(
     seed=3, image_size=32, num_seen=4, num_unseen=2, sketches_per_class=3,
@@ -106,9 +109,9 @@ def test_regenerating_replaces_only_generated_trees(tmp_path):
 
 
 def test_sketches_are_ink_on_white_and_photos_are_coloured():
-  program = synthetic.class_program(0, 0)
-  sketch = synthetic.render_sketch(program, np.random.default_rng(0), 64)
-  photo = synthetic.render_photo(program, np.random.default_rng(0), 64)
+  program = synthetic_shapes.class_program(0, 0)
+  sketch = synthetic_sketch.render_sketch(program, np.random.default_rng(0), 64)
+  photo = synthetic_photo.render_photo(program, np.random.default_rng(0), 64)
   assert sketch.mode == "L" and photo.mode == "RGB" and sketch.size == photo.size == (64, 64)
   s = np.asarray(sketch)
   assert (s[0] == 255).all() and (s[:, 0] == 255).all()  # white margin
@@ -131,11 +134,11 @@ def test_classes_are_distinguishable_and_domains_differ():
   labels = np.repeat(np.arange(num_classes), per_class)
   sketches, photos = [], []
   for c in range(num_classes):
-    program = synthetic.class_program(0, c)
+    program = synthetic_shapes.class_program(0, c)
     for i in range(per_class):
-      sketches.append(_features(synthetic.render_sketch(program, np.random.default_rng(
+      sketches.append(_features(synthetic_sketch.render_sketch(program, np.random.default_rng(
           [c, 0, i]), 32)))
-      photos.append(_features(synthetic.render_photo(program, np.random.default_rng(
+      photos.append(_features(synthetic_photo.render_photo(program, np.random.default_rng(
           [c, 1, i]), 32)))
   sketches, photos = np.stack(sketches), np.stack(photos)
   same = labels[:, None] == labels[None]

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from scipy.spatial import distance
 
-from tests.evaluation import test_embeddings
+from tests.evaluation import test_embedder
 from zsbir_jax import domains
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
@@ -25,7 +25,7 @@ def evaluate(*flags: str) -> subprocess.CompletedProcess:
 
 def test_evaluate_command(tiny_synthetic, tmp_path):
   workdir, out = str(tmp_path / "run"), tmp_path / "eval"
-  test_embeddings.make_workdir(workdir)
+  test_embedder.make_workdir(workdir)
   result = evaluate(f"--workdir={workdir}", f"--root={tiny_synthetic}", "--split=synthetic",
                     f"--output_dir={out}", "--hash_bits=8", "--batch_size=8", "--pictures")
   assert result.returncode == 0, result.stderr
@@ -48,7 +48,7 @@ def test_evaluate_command(tiny_synthetic, tmp_path):
                         ("train_photos", train_photos)):
     assert stored[name].paths == tuple(r.path for r in records)
     np.testing.assert_array_equal(stored[name].labels, [r.label for r in records])
-    z = test_embeddings.reference_embeddings(workdir, records)
+    z = test_embedder.reference_embeddings(workdir, records)
     np.testing.assert_allclose(stored[name].embeddings, z, atol=tolerance)
     stored[name] = (stored[name], z)
   (query, query_z), (gallery, gallery_z) = stored["query"], stored["gallery"]
@@ -81,7 +81,7 @@ def test_evaluate_command(tiny_synthetic, tmp_path):
   assert got["split"]["unseen_classes"] == list(data.unseen_classes)
   assert got["model"]["workdir"] == os.path.abspath(workdir)
   assert (got["model"]["which"], got["model"]["step"], got["model"]["image_size"]) == (
-      "best", test_embeddings.STEP, 32)
+      "best", test_embedder.STEP, 32)
   assert (got["n_queries"], got["n_gallery"], got["n_queries_without_relevant"]) == (18, 18, 0)
   assert got["ap_variant"].startswith("interpolated (VOC 2010)")
   assert [r["embedding"]["label"] for r in got["results"]] == ["real 16-d", "ITQ 8-bit"]

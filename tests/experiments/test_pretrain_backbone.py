@@ -13,8 +13,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _run(root: str, output: str) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, "-m", "experiments.pretrain_backbone", f"--root={root}",
-       f"--output={output}", "--depth=18", "--width=0.125", "--image_size=32", "--batch_size=8",
-       "--epochs=2", "--log_every=3", "--seed=1"],
+       f"--output={output}", "--config.model.depth=18", "--config.model.width=0.125",
+       "--config.data.image_size=32", "--config.data.batch_size=8", "--config.optim.epochs=2",
+       "--config.log_every=3", "--config.seed=1"],
       cwd=REPO, capture_output=True, text=True, timeout=300,
       # One CPU device, as the command runs on the 2-core CPU (not the tests' eight).
       env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})

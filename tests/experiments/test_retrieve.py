@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.evaluation import test_embeddings
+from tests.evaluation import test_embedder
 from zsbir_jax import domains
 from zsbir_jax.data import lists
+from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import embeddings
+from zsbir_jax.evaluation import search
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,11 +23,11 @@ def setup(tiny_synthetic, tmp_path_factory):
   """A run, and its gallery embeddings written as experiments.evaluate writes them."""
   tmp = tmp_path_factory.mktemp("retrieve")
   workdir = str(tmp / "run")
-  test_embeddings.make_workdir(workdir)
+  test_embedder.make_workdir(workdir)
   data = lists.load_split(tiny_synthetic, "synthetic")
   gallery = embeddings.from_records(
-      data.gallery, test_embeddings.reference_embeddings(workdir, data.gallery),
-      data.unseen_classes, "synthetic", embeddings.load_embedder(workdir).identity)
+      data.gallery, test_embedder.reference_embeddings(workdir, data.gallery),
+      data.unseen_classes, "synthetic", embedder.load_embedder(workdir).identity)
   path = str(tmp / "gallery.npz")
   embeddings.save(path, gallery)
   return workdir, data, gallery, path, tmp
@@ -45,8 +47,8 @@ def test_sketch_queries_rank_as_numpy(setup):
   assert result.returncode == 0, result.stderr
   with open(output) as f:
     got = json.load(f)
-  assert got["model"] == {"workdir": os.path.abspath(workdir), "step": test_embeddings.STEP}
-  similarity = test_embeddings.reference_embeddings(workdir, queries) @ gallery.embeddings.T
+  assert got["model"] == {"workdir": os.path.abspath(workdir), "step": test_embedder.STEP}
+  similarity = test_embedder.reference_embeddings(workdir, queries) @ gallery.embeddings.T
   for query, item, row in zip(queries, got["queries"], similarity):
     order = np.argsort(-row, kind="stable")[:5]
     assert item["query"] == query.path
@@ -74,4 +76,4 @@ def test_refuses_a_gallery_of_another_checkpoint(setup):
   _, data, gallery, _, _ = setup
   other = dataclasses.replace(gallery, model=dataclasses.replace(gallery.model, step=99))
   with pytest.raises(ValueError, match="embedded by step 99 .* has step 7"):
-    embeddings.search([data.query[0].path], other, 3, domains.SKETCH, 8)
+    search.search([data.query[0].path], other, 3, domains.SKETCH, 8)

@@ -1,56 +1,31 @@
-"""Backbone pretraining: the shuffled photo stream, the sharded step, and a tiny end-to-end run."""
+"""Backbone pretraining: the engine's sharded classification step and a tiny end-to-end run.
+
+(The shuffled photo stream is tested with the pipeline, tests/data/test_pipeline.py.)
+"""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from experiments.configs import common
+from experiments.configs import pretrain_backbone as pretrain_config
 from zsbir_jax import domains
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
-from zsbir_jax.data import source
 from zsbir_jax.data import synthetic
 from zsbir_jax.models import pretrained
 from zsbir_jax.models import resnet
 from zsbir_jax.training import pretraining
+from zsbir_jax.training import train_state
+from zsbir_jax.training import train_step as train_step_lib
 
 
 def _optim(epochs: int, lr: float = 2e-3):
   optim = common.base_config().optim
   optim.update(lr=lr, schedule="cosine", epochs=epochs, warmup_epochs=1.0)
   return optim
-
-
-def test_shuffled_dataset_reads_fresh_permutations_with_sake_augmentation(tiny_synthetic):
-  records = lists.load_pretrain(tiny_synthetic).train  # 24 photos
-  photos = source.RecordSource(records)
-  config = augment.AugmentConfig(size=32)
-  batches = list(pretraining.shuffled_dataset(photos, config, batch_size=10, seed=3,
-                                              num_epochs=2))
-  assert len(batches) == 4  # 2 full batches per epoch, 4 photos left out
-  for epoch in range(2):
-    index = np.concatenate([b["index"] for b in batches[2 * epoch:2 * epoch + 2]])
-    expected = np.random.default_rng((3, 0, epoch)).permutation(24)[:20]
-    np.testing.assert_array_equal(index, expected)
-  assert not np.array_equal(batches[0]["index"], batches[2]["index"])
-  step, position = 3, 7
-  i = int(batches[step]["index"][position])
-  params = augment.sample_params(augment.item_rng(3, step, position), config)
-  reference = augment.preprocess(images.load_rgb(records[i].path), domains.PHOTO, config,
-                                 params)
-  np.testing.assert_array_equal(batches[step]["image"][position], reference)
-  assert batches[step]["label"][position] == records[i].label
-
-  halves = [list(pretraining.shuffled_dataset(photos, config, batch_size=10, seed=3, num_epochs=2,
-                                              process_index=p, process_count=2)) for p in (0, 1)]
-  for whole, first, second in zip(batches, *halves):
-    for key in whole:
-      np.testing.assert_array_equal(whole[key], np.concatenate([first[key], second[key]]))
-  with pytest.raises(ValueError, match="batch size 32 exceeds the 24 training photos"):
-    pretraining.shuffled_dataset(photos, config, batch_size=32, seed=0, num_epochs=1)
 
 
 def test_sharded_step_matches_unsharded_reference():
@@ -61,11 +36,11 @@ def test_sharded_step_matches_unsharded_reference():
            "label": rng.integers(0, 4, 16).astype(np.int32)}
   variables = pretraining.init_variables(model, seed=0, image_size=32)
   optimizer = optax.sgd(0.1)
-  state = jax.tree.map(jnp.array, {"params": variables["params"],
-                                   "batch_stats": variables["batch_stats"],
-                                   "opt_state": optimizer.init(variables["params"])})
-  step = pretraining.jit_train_step(pretraining.make_train_step(model, optimizer),
-                                    sharding.make_mesh())
+  state = train_state.from_variables(variables, optimizer)
+  mesh = sharding.make_mesh()
+  step = train_step_lib.jit_train_step(
+      train_step_lib.make_train_step(model, optimizer, pretrain_config.get_config().loss), mesh,
+      sharding.state_shardings(state, mesh))
   new_state, metrics = jax.device_get(step(state, batch))
   assert len(jax.devices()) == 8
 
@@ -79,10 +54,10 @@ def test_sharded_step_matches_unsharded_reference():
                              rtol=1e-5)
   np.testing.assert_allclose(metrics["accuracy"], np.mean(z.argmax(1) == batch["label"]))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               new_state["batch_stats"], jax.device_get(updates["batch_stats"]))
+               new_state.batch_stats, jax.device_get(updates["batch_stats"]))
   dlogits = (np.exp(log_probs) - np.eye(4)[batch["label"]]) / 16
   fc_grad = np.asarray(features, np.float64).T @ dlogits
-  np.testing.assert_allclose(new_state["params"]["fc"]["kernel"],
+  np.testing.assert_allclose(new_state.params["fc"]["kernel"],
                              variables["params"]["fc"]["kernel"] - 0.1 * fc_grad,
                              rtol=1e-4, atol=1e-6)
 
@@ -100,9 +75,10 @@ def pretrain_root(tmp_path_factory) -> str:
 
 def test_pretrain_learns_and_saves_a_loadable_backbone(pretrain_root, tmp_path):
   data = lists.load_pretrain(pretrain_root)
-  config = pretraining.PretrainConfig(optim=_optim(epochs=20, lr=5e-3), depth=18, width=0.125,
-                                      image_size=32, batch_size=16, eval_batch_size=8,
-                                      log_every=5)
+  config = pretrain_config.get_config()
+  config.model.update(depth=18, width=0.125)
+  config.data.update(image_size=32, batch_size=16, eval_batch_size=8)
+  config.optim, config.log_every = _optim(epochs=20, lr=5e-3), 5
   reports = []
   # Two devices: the batch is still split, at a fraction of the cost of eight.
   result = pretraining.pretrain(data, config, mesh=sharding.make_mesh(jax.devices()[:2]),

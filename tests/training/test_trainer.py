@@ -19,6 +19,7 @@ from experiments.configs import synthetic as synthetic_config
 from zsbir_jax import inference
 from zsbir_jax.models import pretrained
 from zsbir_jax.training import checkpoint
+from zsbir_jax.training import setup
 from zsbir_jax.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,7 +87,7 @@ def final_variables(workdir):
 
 def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
   state = trainer.train_and_evaluate(
-      make_config("full", overrides(inputs, **{"train.retrieval_every_epochs": 3})),
+      make_config("full", overrides(inputs, **{"evals.unseen.every_epochs": 3})),
       str(tmp_path))
   assert int(state.step) == 12  # 3 epochs x 4 steps
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
@@ -110,8 +111,8 @@ def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
 
 def test_config_errors_come_before_any_compute(inputs, tmp_path):
   def error(recipe, **extra):
-    with pytest.raises(trainer.ConfigError) as e:
-      trainer.prepare(make_config(recipe, overrides(inputs, **extra)))
+    with pytest.raises(setup.ConfigError) as e:
+      setup.prepare(make_config(recipe, overrides(inputs, **extra)))
     return str(e.value)
 
   assert "is not divisible by the 8 devices" in error("full", **{
@@ -232,7 +233,7 @@ def test_two_processes_train_like_one(inputs, tmp_path):
 def test_full_recipe_learns_on_a_tiny_synthetic_set(inputs, tmp_path):
   """A few hundred steps drive the loss down and raise seen-class accuracy (train and val)."""
   values = overrides(inputs, **{"optim.epochs": 60, "optim.schedule": "constant",
-                                "train.eval_every_epochs": 30, "train.checkpoint_every": 1000,
+                                "evals.seen.every_epochs": 30, "train.checkpoint_every": 1000,
                                 "data.check": False})
   trainer.train_and_evaluate(make_config("full", values), str(tmp_path))
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]

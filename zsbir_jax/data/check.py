@@ -11,7 +11,7 @@ import dataclasses
 import multiprocessing
 import os
 
-from zsbir_jax import domains
+from zsbir_jax.domains import PHOTO, SKETCH
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 
@@ -96,6 +96,38 @@ def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5
         ("pretrain_train", os.path.join(pretrain_dir, spec.pretrain.train_list), "pretrain"),
         ("pretrain_val", os.path.join(pretrain_dir, spec.pretrain.val_list), "pretrain")]
 
+  _check_class_sets(spec, classes, unseen_file, max_examples, problems)
+
+  records_by_role: dict[str, list[lists.Record]] = {}
+  for role, list_file, _ in targets:
+    try:
+      domain = SKETCH if role in ("train_sketch", "test_sketch", "query") else PHOTO
+      records_by_role[role] = lists.read_list(list_file, dataset_dir, domain)
+    except FileNotFoundError:
+      problems.append(f"{role}: list file missing: {list_file}")
+    except (lists.ListFormatError, UnicodeDecodeError) as e:
+      problems.append(f"{role}: list file malformed: {e}")
+
+  paths = sorted({r.path for recs in records_by_role.values() for r in recs})
+  exists = {p: os.path.isfile(p) for p in paths}
+  unreadable = _decode_all([p for p in paths if exists[p]], workers)
+  checks = []
+  for role, list_file, class_role in targets:
+    expected = getattr(counts, role)
+    if role not in records_by_role:
+      checks.append(ListCheck(role, list_file, None, expected, (), ()))
+      continue
+    checks.append(_check_list(role, list_file, records_by_role[role], expected, exists,
+                              unreadable, max_examples, problems))
+    if classes[class_role] is not None:
+      _check_labels(role, list_file, records_by_role[role], classes[class_role],
+                    class_files[class_role], max_examples, problems)
+  return Report(name, root, tuple(checks), tuple(problems))
+
+
+def _check_class_sets(spec: lists.SplitSpec, classes: dict[str, list[str] | None],
+                      unseen_file: str, max_examples: int, problems: list[str]) -> None:
+  """Seen and unseen classes must be disjoint, and the unseen ones the split definition's."""
   if classes["seen"] is not None and classes["unseen"] is not None:
     both = sorted(set(classes["seen"]) & set(classes["unseen"]))
     if both:
@@ -112,59 +144,48 @@ def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5
           f"absent {_examples(absent, max_examples)}; not in the definition "
           f"{_examples(extra, max_examples)}")
 
-  records_by_role: dict[str, list[lists.Record]] = {}
-  for role, list_file, _ in targets:
-    try:
-      domain = domains.SKETCH if role in ("train_sketch", "test_sketch", "query") else domains.PHOTO
-      records_by_role[role] = lists.read_list(list_file, dataset_dir, domain)
-    except FileNotFoundError:
-      problems.append(f"{role}: list file missing: {list_file}")
-    except (lists.ListFormatError, UnicodeDecodeError) as e:
-      problems.append(f"{role}: list file malformed: {e}")
 
-  paths = sorted({r.path for recs in records_by_role.values() for r in recs})
-  exists = {p: os.path.isfile(p) for p in paths}
-  to_decode = [p for p in paths if exists[p]]
+def _decode_all(paths: list[str], workers: int) -> dict[str, str]:
+  """{path: reason} of the images among `paths` that do not decode, with `workers` processes."""
   if workers > 1:
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-      reasons = pool.map(_unreadable_reason, to_decode, chunksize=64)
+      reasons = pool.map(_unreadable_reason, paths, chunksize=64)
   else:
-    reasons = [_unreadable_reason(p) for p in to_decode]
-  unreadable = {p: r for p, r in zip(to_decode, reasons) if r is not None}
+    reasons = [_unreadable_reason(p) for p in paths]
+  return {p: r for p, r in zip(paths, reasons) if r is not None}
 
-  checks = []
-  for role, list_file, class_role in targets:
-    expected = getattr(counts, role)
-    if role not in records_by_role:
-      checks.append(ListCheck(role, list_file, None, expected, (), ()))
-      continue
-    records = records_by_role[role]
-    missing = [r.path for r in records if not exists[r.path]]
-    bad = [r.path for r in records if r.path in unreadable]
-    checks.append(ListCheck(role, list_file, len(records), expected, tuple(missing), tuple(bad)))
-    if expected is not None and len(records) != expected:
-      problems.append(f"{role}: {len(records):,} items in {list_file}, expected {expected:,}")
-    if missing:
-      problems.append(f"{role}: {len(missing):,} missing files: {_examples(missing, max_examples)}")
-    if bad:
-      problems.append(f"{role}: {len(bad):,} unreadable images: "
-                      f"{'; '.join(unreadable[p] for p in bad[:max_examples])}")
-    names = classes[class_role]
-    if names is None:
-      continue
-    per_label = collections.Counter(r.label for r in records)
-    empty = [n for i, n in enumerate(names) if per_label[i] == 0]
-    if empty:
-      problems.append(f"{role}: {len(empty)} classes of {class_files[class_role]} without items: "
-                      f"{_examples(empty, max_examples)}")
-    unknown = sorted(label for label in per_label if label >= len(names))
-    if unknown:
-      example = {r.label: r.path for r in records if r.label >= len(names)}
-      problems.append(
-          f"{role}: {len(unknown)} labels in {list_file} are not ids of "
-          f"{class_files[class_role]} (0..{len(names) - 1}): "
-          + ", ".join(f"{label} (e.g. {example[label]!r})" for label in unknown[:max_examples]))
-  return Report(name, root, tuple(checks), tuple(problems))
+
+def _check_list(role: str, list_file: str, records: list[lists.Record], expected: int | None,
+                exists: dict[str, bool], unreadable: dict[str, str], max_examples: int,
+                problems: list[str]) -> ListCheck:
+  """The ListCheck of one read list: its length against `expected`, missing and bad files."""
+  missing = [r.path for r in records if not exists[r.path]]
+  bad = [r.path for r in records if r.path in unreadable]
+  if expected is not None and len(records) != expected:
+    problems.append(f"{role}: {len(records):,} items in {list_file}, expected {expected:,}")
+  if missing:
+    problems.append(f"{role}: {len(missing):,} missing files: {_examples(missing, max_examples)}")
+  if bad:
+    problems.append(f"{role}: {len(bad):,} unreadable images: "
+                    f"{'; '.join(unreadable[p] for p in bad[:max_examples])}")
+  return ListCheck(role, list_file, len(records), expected, tuple(missing), tuple(bad))
+
+
+def _check_labels(role: str, list_file: str, records: list[lists.Record], names: list[str],
+                  class_file: str, max_examples: int, problems: list[str]) -> None:
+  """Every class of `class_file` has items, and every label is one of its ids."""
+  per_label = collections.Counter(r.label for r in records)
+  empty = [n for i, n in enumerate(names) if per_label[i] == 0]
+  if empty:
+    problems.append(f"{role}: {len(empty)} classes of {class_file} without items: "
+                    f"{_examples(empty, max_examples)}")
+  unknown = sorted(label for label in per_label if label >= len(names))
+  if unknown:
+    example = {r.label: r.path for r in records if r.label >= len(names)}
+    problems.append(
+        f"{role}: {len(unknown)} labels in {list_file} are not ids of {class_file} "
+        f"(0..{len(names) - 1}): "
+        + ", ".join(f"{label} (e.g. {example[label]!r})" for label in unknown[:max_examples]))
 
 
 def format_report(report: Report) -> str:

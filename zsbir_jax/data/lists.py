@@ -292,12 +292,16 @@ def shipped_unseen_classes(spec: SplitSpec) -> list[str] | None:
   return read_class_names(os.path.join(SPLITS_DIR, spec.unseen_list))
 
 
-def _check_labels(records: list[Record], num_classes: int, list_file: str, class_file: str):
+def _read_labelled(list_file: str, dataset_dir: str, domain: int, class_file: str,
+                   num_classes: int) -> list[Record]:
+  """`read_list`, refusing a label that is not an id of `class_file` (num_classes names)."""
+  records = read_list(list_file, dataset_dir, domain)
   for r in records:
     if not 0 <= r.label < num_classes:
       raise ListFormatError(
           f"{list_file}: label {r.label} of {r.path!r} is not an id of {class_file} "
           f"(0..{num_classes - 1})")
+  return records
 
 
 def hold_out_val(sketches: list[Record], per_class: int) -> tuple[list[Record], list[Record]]:
@@ -328,10 +332,8 @@ def load_split(root: str, name: str) -> SplitData:
   seen, unseen = read_class_names(seen_file), read_class_names(unseen_file)
 
   def read(role: str, domain: int, class_file: str, num_classes: int) -> list[Record]:
-    list_file = os.path.join(list_dir, spec.list_files()[role])
-    records = read_list(list_file, dataset_dir, domain)
-    _check_labels(records, num_classes, list_file, class_file)
-    return records
+    return _read_labelled(os.path.join(list_dir, spec.list_files()[role]), dataset_dir, domain,
+                          class_file, num_classes)
 
   train_sketches = read("train_sketch", SKETCH, seen_file, len(seen))
   if spec.test_sketch_list is None:
@@ -359,9 +361,7 @@ def load_pretrain(root: str, name: str = "synthetic") -> PretrainData:
   classes = read_class_names(class_file)
 
   def read(list_name: str) -> tuple[Record, ...]:
-    list_file = os.path.join(list_dir, list_name)
-    records = read_list(list_file, dataset_dir, PHOTO)
-    _check_labels(records, len(classes), list_file, class_file)
-    return tuple(records)
+    return tuple(_read_labelled(os.path.join(list_dir, list_name), dataset_dir, PHOTO,
+                                class_file, len(classes)))
 
   return PretrainData(read(spec.train_list), read(spec.val_list), tuple(classes))

@@ -9,9 +9,10 @@ batches into global `jax.Array`s sharded over the "data" axis of a sharding.make
 Multi-process: every global batch is split into process_count contiguous slices; process i
 reads only slice i (per-process batch = global batch / process_count).
 
-Training batch (per process, B = 2PK / process_count): `image` float32 (B, H, W, 3), `label`,
-`domain`, `partner` (position in the global batch of the same-class item of the other domain,
-see sampler.PKSampler) and `index` (source index), all int32.
+Training batch (per process, B = sampler.batch_size / process_count): `image` float32
+(B, H, W, 3), `label`, `domain`, `partner` (position in the global batch of the same-class item
+of the other domain, see sampler.PKSampler; absent with a ShuffleSampler) and `index` (source
+index), all int32.
 Evaluation batch: `image`, `label`, `domain`, `index` (position in the source) and `mask` (bool,
 False on padding, where label and domain are -1 and the image is zeros).
 """
@@ -34,7 +35,7 @@ def _process_batch(global_batch: int, process_count: int) -> int:
 class _TrainItem:
   """Item j of a process's training stream: decoded, augmented and labelled."""
 
-  def __init__(self, source, sampler: sampler_lib.PKSampler, config: augment.AugmentConfig,
+  def __init__(self, source, sampler, config: augment.AugmentConfig,
                seed: int, process_batch: int, offset: int):
     self._source, self._sampler, self._config = source, sampler, config
     self._seed, self._process_batch, self._offset = seed, process_batch, offset
@@ -45,12 +46,16 @@ class _TrainItem:
     index = int(self._sampler.batch(step)[position])
     item = self._source[index]
     params = augment.sample_params(augment.item_rng(self._seed, step, position), self._config)
-    return {"image": augment.preprocess(item["image"], item["domain"], self._config, params),
-            "label": np.int32(item["label"]), "domain": np.int32(item["domain"]),
-            "partner": np.int32(self._sampler.partner[position]), "index": np.int32(index)}
+    out = {"image": augment.preprocess(item["image"], item["domain"], self._config, params),
+           "label": np.int32(item["label"]), "domain": np.int32(item["domain"]),
+           "index": np.int32(index)}
+    if self._sampler.partner is not None:
+      out["partner"] = np.int32(self._sampler.partner[position])
+    return out
 
 
-def train_dataset(source, sampler: sampler_lib.PKSampler, config: augment.AugmentConfig, *,
+def train_dataset(source, sampler: sampler_lib.PKSampler | sampler_lib.ShuffleSampler,
+                  config: augment.AugmentConfig, *,
                   seed: int, num_epochs: int, process_index: int = 0,
                   process_count: int = 1) -> grain.MapDataset:
   """num_epochs * sampler.steps_per_epoch training batches for process `process_index`.
@@ -58,7 +63,7 @@ def train_dataset(source, sampler: sampler_lib.PKSampler, config: augment.Augmen
   Args:
     source: a random-access source (source.RecordSource or source.TfdsSource); `sampler` must
       have been built from its labels and domains.
-    sampler: plans the global batches.
+    sampler: plans the global batches (a ShuffleSampler's batches have no 'partner').
     config: augmentation and input size.
     seed: augmentation seed; item (step, position) uses augment.item_rng(seed, step, position).
     num_epochs: length of the stream in epochs.

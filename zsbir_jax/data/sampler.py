@@ -1,4 +1,10 @@
-"""Class-balanced P x K batch sampling: P classes per batch, each with K sketches and K photos.
+"""Batch plans of source indices: class-balanced P x K (retrieval), uniform shuffling (pretraining).
+
+`PKSampler` and `ShuffleSampler` share one interface, which `pipeline.train_dataset` reads:
+`batch_size`, `steps_per_epoch`, `batch(step)` (the global batch's source indices) and
+`partner` (positions of cross-modal partners, or None).
+
+P x K: P classes per batch, each with K sketches and K photos.
 
 Every sketch then has same-class photos (positives and a cross-modal partner) and other-class
 items of both domains (negatives), as the quadruplet, KD and alignment losses need.
@@ -153,3 +159,38 @@ def _stream(rng: np.random.Generator, items: np.ndarray, n: int) -> np.ndarray:
   """The first n items of a concatenation of independent permutations of `items`."""
   reps = -(-n // len(items))
   return np.concatenate([rng.permutation(items) for _ in range(reps)])[:n]
+
+
+class ShuffleSampler:
+  """Uniformly shuffled batches: epoch e reads permutation default_rng((seed, 0, e)) of the items.
+
+  Each epoch is cut into steps_per_epoch = floor(N / batch_size) global batches; the last
+  partial batch is left out, a different one every epoch. For a single-domain set (the photo-only
+  pretraining set), so no position has a partner.
+
+  Attributes:
+    batch_size: the global batch size.
+    steps_per_epoch: full batches per epoch.
+    partner: None (no cross-modal pairs).
+  """
+  partner = None
+
+  def __init__(self, num_items: int, batch_size: int, seed: int):
+    if num_items < batch_size:
+      raise ValueError(f"batch size {batch_size} exceeds the {num_items} training photos")
+    self.batch_size, self.steps_per_epoch = batch_size, num_items // batch_size
+    self._num_items, self._seed = num_items, seed
+
+  def __repr__(self) -> str:
+    return (f"ShuffleSampler(items={self._num_items}, batch_size={self.batch_size}, "
+            f"seed={self._seed}, steps_per_epoch={self.steps_per_epoch})")
+
+  @functools.lru_cache(maxsize=2)
+  def order(self, epoch: int) -> np.ndarray:
+    """(N,) the permutation of the items that epoch `epoch` reads."""
+    return np.random.default_rng((self._seed, 0, epoch)).permutation(self._num_items)
+
+  def batch(self, step: int) -> np.ndarray:
+    """(batch_size,) int64 source indices of global batch `step` (counting across epochs)."""
+    epoch, batch = divmod(step, self.steps_per_epoch)
+    return self.order(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]

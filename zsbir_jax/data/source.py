@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
 

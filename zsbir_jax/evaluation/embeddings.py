@@ -1,12 +1,8 @@
-"""Retrieval embeddings of image lists: extracted once with the trained model, stored, searched.
+"""Stored embeddings of image lists: what evaluation and retrieval read, without the model.
 
-`load_embedder` restores a training run's model (`model.json`, a checkpoint, the input size and
-sketch framing of its `config.json`); `extract` runs the jitted, sharded `retrieval.embed` over
-records with `inference.predict` (padded, masked batches; every item exactly once, in order).
 An `EmbeddingSet` holds L2-normalised embeddings z (N, D) with each item's path, label and
-domain, the names of the labels and the model's identity; `save` / `load` write it as `.npz`
-(no pickles), so that evaluation and retrieval run without the model. `nearest` ranks a gallery
-by cosine similarity, which for unit vectors is the Euclidean ranking of the metrics.
+domain, the names of the labels and the `ModelIdentity` of the model that made them (see
+`embedder` for making them); `save` / `load` write it as `.npz` (no pickles).
 """
 from collections.abc import Sequence
 import dataclasses
@@ -14,19 +10,10 @@ import json
 import os
 from typing import Any
 
-import jax
 import numpy as np
 
-from zsbir_jax import domains
-from zsbir_jax import inference
-from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
-from zsbir_jax.data import pipeline
-from zsbir_jax.data import source
-from zsbir_jax.models import retrieval
-
-CONFIG_FILE = "config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,69 +38,6 @@ class ModelIdentity:
   def input_config(self) -> augment.AugmentConfig:
     """The evaluation preprocessing these embeddings were (or must be) made with."""
     return augment.AugmentConfig(size=self.image_size, crop_sketch_to_ink=self.crop_sketch_to_ink)
-
-
-@dataclasses.dataclass(frozen=True)
-class Embedder:
-  """A restored retrieval model: `variables` {'params', 'batch_stats'} as NumPy."""
-  model: retrieval.RetrievalModel
-  variables: dict[str, Any]
-  identity: ModelIdentity
-
-
-def load_embedder(workdir: str, which: str = "best", image_size: int | None = None) -> Embedder:
-  """Restores the `which` checkpoint of the training run in `workdir`.
-
-  The input size and sketch framing are the run's (`config.json`, data.image_size and
-  data.crop_sketch_to_ink); `image_size` overrides the size, and is required when the run has
-  no config.json.
-  """
-  model = retrieval.load_spec(workdir)
-  with open(os.path.join(workdir, retrieval.SPEC_FILE)) as f:
-    spec = json.load(f)
-  config_path = os.path.join(workdir, CONFIG_FILE)
-  data_config = {}
-  if os.path.isfile(config_path):
-    with open(config_path) as f:
-      data_config = json.load(f).get("data", {})
-  size = image_size or data_config.get("image_size")
-  if not size:
-    raise ValueError(f"no data.image_size in {config_path}: pass the input size explicitly")
-  variables, step = inference.load_model_variables(workdir, which)
-  identity = ModelIdentity(
-      workdir=os.path.abspath(workdir), which=which, step=int(step), spec=spec,
-      image_size=int(size), crop_sketch_to_ink=bool(data_config.get("crop_sketch_to_ink", False)))
-  return Embedder(model, variables, identity)
-
-
-def extract(embedder: Embedder, records: Sequence[lists.Record], batch_size: int, *,
-            mesh: jax.sharding.Mesh | None = None, workers: int = 0) -> np.ndarray:
-  """(N, D) float32 L2-normalised embeddings of `records` by a restored model (`embed_records`)."""
-  return embed_records(embedder.model, embedder.variables, records,
-                       embedder.identity.input_config(), batch_size, mesh=mesh, workers=workers)
-
-
-def embed_records(model: retrieval.RetrievalModel, variables: Any,
-                  records: Sequence[lists.Record], input_config: augment.AugmentConfig,
-                  batch_size: int, *, mesh: jax.sharding.Mesh | None = None,
-                  workers: int = 0) -> np.ndarray:
-  """(N, D) float32 L2-normalised embeddings of `records`, row i of records[i].
-
-  Images are preprocessed per their domain as in evaluation (no augmentation) and embedded in
-  global batches of `batch_size` split over the mesh's devices (default: all); the last batch
-  is padded and its padding dropped. `variables` may be host arrays or global jax.Arrays.
-  """
-  mesh = sharding.make_mesh() if mesh is None else mesh
-  if batch_size % mesh.size:
-    raise ValueError(f"batch size {batch_size} is not a multiple of the {mesh.size} devices")
-  items = source.RecordSource(records)
-  dataset = pipeline.eval_dataset(items, batch_size, input_config,
-                                  process_index=jax.process_index(),
-                                  process_count=jax.process_count())
-  variables = jax.device_put(variables, sharding.replicated(mesh))
-  z = inference.predict(lambda x: retrieval.embed(model, variables, x),
-                        pipeline.make_iterator(dataset, num_workers=workers), mesh, len(items))
-  return z.astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,60 +107,3 @@ def load(path: str) -> EmbeddingSet:
       paths=tuple(str(p) for p in arrays["paths"]), labels=arrays["labels"].astype(np.int64),
       domains=arrays["domains"].astype(np.int64), class_names=tuple(meta["class_names"]),
       split=meta["split"], model=ModelIdentity(**meta["model"]))
-
-
-def nearest(query: np.ndarray, gallery: np.ndarray, k: int,
-            block_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-  """The k gallery items most cosine-similar to each query, best first.
-
-  Args:
-    query: (Q, D) L2-normalised embeddings.
-    gallery: (G, D) L2-normalised embeddings.
-    k: items per query (at most G are returned).
-    block_size: queries per (block_size, G) similarity block.
-
-  Returns:
-    (indices (Q, k') int64, similarities (Q, k') float32), k' = min(k, G); equal similarities
-    are ordered by gallery index, as in the metrics.
-  """
-  k = min(k, len(gallery))
-  gallery = np.asarray(gallery, np.float32)
-  indices, scores = [], []
-  for start in range(0, len(query), block_size):
-    similarity = np.asarray(query[start:start + block_size], np.float32) @ gallery.T
-    top = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    indices.append(top)
-    scores.append(np.take_along_axis(similarity, top, axis=1))
-  if not indices:
-    return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-  return np.concatenate(indices).astype(np.int64), np.concatenate(scores)
-
-
-def search(query_paths: list[str], gallery: EmbeddingSet, top_k: int, domain: int,
-           batch_size: int, workdir: str | None = None) -> list[dict]:
-  """Embeds image files with the gallery's model; returns per query its top_k gallery items.
-
-  The gallery's training run (`workdir` if it has moved) must still hold the checkpoint that
-  embedded the gallery; the queries are prepared exactly as the gallery was.
-
-  Each result: {"query": path, "results": [{"rank", "path", "score" (cosine similarity),
-  "label", "class"}, ...]}.
-  """
-  for path in query_paths:
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"no query image {path}")
-  identity = gallery.model
-  embedder = load_embedder(workdir or identity.workdir, identity.which, identity.image_size)
-  if (embedder.identity.step, embedder.identity.spec) != (identity.step, identity.spec):
-    raise ValueError(f"the gallery was embedded by step {identity.step} of {identity.workdir}, "
-                     f"but {embedder.identity.workdir} has step {embedder.identity.step} "
-                     f"({identity.which}) or another model; re-embed the gallery")
-  embedder = dataclasses.replace(embedder, identity=identity)
-  records = [lists.Record(os.path.abspath(p), -1, domain) for p in query_paths]
-  z = extract(embedder, records, batch_size)
-  top, scores = nearest(z, gallery.embeddings, top_k)
-  return [{"query": path, "results": [
-      {"rank": rank + 1, "path": gallery.paths[j], "score": float(score),
-       "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
-      for rank, (j, score) in enumerate(zip(row, row_scores))]}
-          for path, row, row_scores in zip(query_paths, top, scores)]

@@ -11,11 +11,13 @@ import numpy as np
 
 from zsbir_jax import domains
 from zsbir_jax.data import lists
+from zsbir_jax.evaluation import embedder as embedder_lib
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import hashing
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import plots
 from zsbir_jax.evaluation import report
+from zsbir_jax.evaluation import search
 
 
 EMBEDDINGS_DIR = "embeddings"
@@ -27,14 +29,14 @@ def compute_embeddings(workdir: str, which: str, root: str, split: str, image_si
                        with_train_photos: bool) -> dict[str, embeddings.EmbeddingSet]:
   """Embeds the split's queries and gallery (and training photos) with the run's checkpoint."""
   data = lists.load_split(root, split)
-  embedder = embeddings.load_embedder(workdir, which, image_size or None)
+  embedder = embedder_lib.load_embedder(workdir, which, image_size or None)
   parts = {QUERY: (data.query, data.unseen_classes),
            GALLERY: (data.gallery, data.unseen_classes)}
   if with_train_photos:
     parts[TRAIN_PHOTOS] = ([r for r in data.train if r.domain == domains.PHOTO],
                            data.seen_classes)
   # One pass over all lists: one compilation, one padded batch.
-  z = embeddings.extract(embedder, [r for records, _ in parts.values() for r in records],
+  z = embedder_lib.extract(embedder, [r for records, _ in parts.values() for r in records],
                          batch_size, workers=workers)
   sets, start = {}, 0
   for name, (records, classes) in parts.items():
@@ -83,7 +85,7 @@ def draw_pictures(sets: dict[str, embeddings.EmbeddingSet],
   # The first query of each class, in class order.
   _, first = np.unique(query.labels, return_index=True)
   rows = first[:grid_queries]
-  top, scores = embeddings.nearest(query.embeddings[rows], gallery.embeddings, grid_k)
+  top, scores = search.nearest(query.embeddings[rows], gallery.embeddings, grid_k)
   paths = [os.path.join(output_dir, name) for name in ("retrieval_grid.png", "pr_curve.png")]
   plots.retrieval_grid([query.paths[i] for i in rows],
                        [[gallery.paths[j] for j in row] for row in top],

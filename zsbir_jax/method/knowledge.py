@@ -8,16 +8,12 @@ no augmentation); training reads the table and refuses one made for other classe
 import dataclasses
 import json
 
-import jax
 import numpy as np
 
 from zsbir_jax import domains
 from zsbir_jax import inference
-from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
-from zsbir_jax.data import pipeline
-from zsbir_jax.data import source
 from zsbir_jax.models import pretrained
 
 
@@ -81,15 +77,10 @@ def prepare(root: str, split: str, backbone_dir: str, image_size: int, batch_siz
   if not spec.num_classes:
     raise ValueError(f"backbone {backbone_dir} has no classifier (num_classes=0) to teach with")
   model = spec.model()
-  photo_source = source.RecordSource(photos)
-  mesh = sharding.make_mesh()
-  dataset = pipeline.eval_dataset(photo_source, batch_size, augment.AugmentConfig(size=image_size),
-                                  process_index=jax.process_index(),
-                                  process_count=jax.process_count())
-  variables = jax.device_put(variables, sharding.replicated(mesh))
-  logits = inference.predict(lambda x: model.apply(variables, x, with_logits=True)[1],
-                             pipeline.make_iterator(dataset, num_workers=workers), mesh,
-                             len(photo_source))
-  targets = class_targets(logits, photo_source.labels, len(data.seen_classes), temperature)
+  logits = inference.predict_records(lambda v, x: model.apply(v, x, with_logits=True)[1],
+                                     variables, photos, augment.AugmentConfig(size=image_size),
+                                     batch_size, workers=workers)
+  labels = np.array([r.label for r in photos])
+  targets = class_targets(logits, labels, len(data.seen_classes), temperature)
   return KnowledgeTable(targets=targets, class_names=tuple(data.seen_classes),
                         teacher=spec.source, temperature=temperature)

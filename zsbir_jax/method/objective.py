@@ -9,14 +9,20 @@ alignment, a per-class term, is not split.
 
 `config` is the `loss` block of an experiment config (see `experiments/configs/common.py`): each
 term has a `weight` (0 disables it and skips its computation) and its own hyperparameters.
+
+`make` turns a loss configuration into the `Objective` that the training engine differentiates:
+`kind` 'retrieval' is the above for a `retrieval.RetrievalModel`; 'classification' is softmax
+cross-entropy of a `resnet.ResNet`'s classifier (backbone pretraining).
 """
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from zsbir_jax.method import losses
+from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 
 Array = jax.Array
@@ -101,3 +107,85 @@ def total_loss(
       loss=loss, modality_weight_sketch=weights[0], modality_weight_photo=weights[1],
       accuracy=jnp.mean(jnp.argmax(seen_logits, -1) == batch["label"]))
   return loss, metrics
+
+
+class Objective(NamedTuple):
+  """A loss configuration made concrete for a model: what one training step differentiates.
+
+  Attributes:
+    targets: (frozen, teacher, images) -> {name: array}, the step's constants (no gradient
+      flows into them); `frozen` and `teacher` are the train state's (see `train_state`).
+    loss: (params, batch_stats, batch, targets) -> (loss, (metrics, new batch_stats)), in
+      training mode; differentiated with respect to params.
+    ema_momentum: the momentum of the EMA teacher the loss reads, None when it reads none.
+  """
+  targets: Callable[[Any, Any, Array], dict[str, Array]]
+  loss: Callable[[Any, Any, Mapping[str, Array], Mapping[str, Array]],
+                 tuple[Array, tuple[dict[str, Array], Any]]]
+  ema_momentum: float | None
+
+
+def make(model: Any, config: Any, imagenet_teacher: resnet.ResNet | None = None) -> Objective:
+  """The objective of the loss configuration `config` (its `kind`) for `model`.
+
+  Args:
+    model: a `retrieval.RetrievalModel` ('retrieval') or a `resnet.ResNet` with a classifier
+      ('classification').
+    config: the `loss` block of an experiment config.
+    imagenet_teacher: the frozen pretrained ResNet (with `fc`) for SAKE's online targets; its
+      variables are `frozen['imagenet_teacher']`.
+  """
+  if config.kind == "classification":
+    return classification(model)
+  if config.kind == "retrieval":
+    return retrieval_objective(model, config, imagenet_teacher)
+  raise ValueError(f"unknown loss kind {config.kind!r}; choose 'retrieval' or 'classification'")
+
+
+def classification(model: resnet.ResNet) -> Objective:
+  """Mean softmax cross-entropy of `model`'s logits for batch 'image' and 'label' (B,) int32.
+
+  metrics: 'loss' and 'accuracy' (top-1 of the batch, before the update).
+  """
+  def loss(params, batch_stats, batch, targets):
+    del targets  # A classifier learns from its labels alone.
+    (_, logits), updates = model.apply({"params": params, "batch_stats": batch_stats},
+                                       batch["image"], train=True, with_logits=True,
+                                       mutable=["batch_stats"])
+    value = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+    return value, ({"loss": value, "accuracy": accuracy}, updates["batch_stats"])
+
+  return Objective(targets=lambda frozen, teacher, images: {}, loss=loss, ema_momentum=None)
+
+
+def retrieval_objective(model: retrieval.RetrievalModel, config: Any,
+                        imagenet_teacher: resnet.ResNet | None = None) -> Objective:
+  """`total_loss` of a recipe for the retrieval model (student and EMA teacher share it).
+
+  The batch holds 'image' (B, H, W, 3) float32, 'label', 'domain' and 'partner' (B,) int32.
+  """
+  use_ema_teacher = bool(config.kd.weight)
+  online_skp = bool(config.skp.weight) and config.skp.targets == "online"
+
+  def targets(frozen, teacher, images):
+    step_targets = {}
+    if "class_targets" in frozen:
+      step_targets["class_targets"] = frozen["class_targets"]
+    if online_skp:
+      _, logits = imagenet_teacher.apply(frozen["imagenet_teacher"], images, with_logits=True)
+      step_targets["teacher_class_logits"] = jax.lax.stop_gradient(logits)
+    if use_ema_teacher:
+      _, seen_logits, _ = model.apply(teacher, images)
+      step_targets["ema_seen_logits"] = jax.lax.stop_gradient(seen_logits)
+    return step_targets
+
+  def loss(params, batch_stats, batch, step_targets):
+    e, updates = model.apply({"params": params, "batch_stats": batch_stats}, batch["image"],
+                             train=True, method=model.encode, mutable=["batch_stats"])
+    heads = lambda e: model.apply({"params": params}, e, method=model.heads)
+    value, metrics = total_loss(e, heads, batch, step_targets, config)
+    return value, (metrics, updates["batch_stats"])
+
+  return Objective(targets=targets, loss=loss,
+                   ema_momentum=config.ema_momentum if use_ema_teacher else None)

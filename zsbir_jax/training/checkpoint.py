@@ -1,8 +1,8 @@
 """Orbax checkpoints of a training run: the whole train state plus the data iterator's position.
 
 `<workdir>/checkpoints/<step>/` keeps the last `keep` checkpoints for resuming; `<workdir>/best/`
-keeps the one with the best validation metric (directory names: `inference.LATEST_DIR`, `BEST_DIR`,
-which evaluation reads without this module). Each step directory holds `state` (the
+keeps the one with the best validation metric (the names are `inference.LATEST_DIR` and
+`BEST_DIR`: evaluation reads them without this module). Each step directory holds `state` (the
 `TrainState`, every array) and `data` (the grain iterator state, one JSON per process). Orbax
 writes a step to a temporary directory and renames it when complete, so a run killed at any
 moment, also during a save, leaves only complete checkpoints to resume from. All processes call
@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 import grain
-import jax
 import orbax.checkpoint as ocp
 
 from zsbir_jax import inference

@@ -24,7 +24,6 @@ class TrainState:
   opt_state: Any
   teacher: Any
   frozen: Any
-  rng: jax.Array
 
 
 def create(
@@ -42,24 +41,36 @@ def create(
   Args:
     model: the retrieval model.
     optimizer: from `optim.make_optimizer`.
-    rng: a `jax.random.PRNGKey` (raw uint32 key data, so checkpoints need no key handling).
+    rng: a `jax.random.PRNGKey` for the initialisation (no step is stochastic, so the state
+      keeps no key).
     image_size: the side of the (square) training images, for shape inference.
     pretrained_backbone: `resnet.ResNet` variables with an `fc` of model.num_teacher_classes.
     with_teacher: start an EMA teacher equal to the student.
     frozen: constants for the losses (see module docstring).
   """
-  init_rng, rng = jax.random.split(rng)
-  # Jitted: eager initialisation of a ResNet takes seconds of op-by-op dispatch.
+  init_rng, _ = jax.random.split(rng)  # The split keeps the initialisation of earlier runs.
+  # Jitted: one compiled program instead of op-by-op dispatch of every initialiser.
   variables = jax.jit(model.init, static_argnames="train")(
       init_rng, jnp.zeros((1, image_size, image_size, 3)), train=False)
   params, batch_stats = variables["params"], variables["batch_stats"]
   if pretrained_backbone is not None:
     params, batch_stats = retrieval.from_pretrained(params, batch_stats, pretrained_backbone)
+  return from_variables({"params": params, "batch_stats": batch_stats}, optimizer,
+                        with_teacher=with_teacher, frozen=frozen)
+
+
+def from_variables(
+    variables: dict[str, Any],
+    optimizer: optax.GradientTransformation,
+    *,
+    with_teacher: bool = False,
+    frozen: dict[str, Any] | None = None,
+) -> TrainState:
+  """A state at step 0 that trains `variables` ({'params', 'batch_stats'}) of any model."""
   # Fresh copies (jnp.array copies): the step donates the state, and no two leaves may share a
   # buffer (the teacher starts equal to the student; frozen arrays may alias the backbone's).
   copy = lambda tree: jax.tree.map(jnp.array, tree)
-  params, batch_stats = copy(params), copy(batch_stats)
+  params, batch_stats = copy(variables["params"]), copy(variables["batch_stats"])
   teacher = copy({"params": params, "batch_stats": batch_stats}) if with_teacher else {}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=optimizer.init(params), teacher=teacher, frozen=copy(frozen or {}),
-                    rng=rng)
+                    opt_state=optimizer.init(params), teacher=teacher, frozen=copy(frozen or {}))

@@ -1,4 +1,4 @@
-"""One compiled training update: every enabled loss, modality weighting, optimizer and EMA.
+"""One compiled training update: a loss configuration's objective, optimizer and EMA teacher.
 
 `make_train_step` returns the pure `train_step(state, batch) -> (state, metrics)`;
 `jit_train_step` compiles it with explicit shardings on a mesh (batch split over 'data', state
@@ -15,73 +15,49 @@ from zsbir_jax import sharding
 from zsbir_jax.method import ema
 from zsbir_jax.method import objective
 from zsbir_jax.models import resnet
-from zsbir_jax.models import retrieval
 from zsbir_jax.training import train_state
 
 Batch = dict[str, jax.Array]
 
 
 def make_train_step(
-    model: retrieval.RetrievalModel,
+    model: Any,
     optimizer: optax.GradientTransformation,
     loss_config: Any,
     imagenet_teacher: resnet.ResNet | None = None,
 ):
-  """The pure training step of a recipe.
+  """The pure training step of a loss configuration (see `objective.make`).
 
   Args:
-    model: the retrieval model (student and EMA teacher share it).
+    model: the model the loss configuration trains (a `retrieval.RetrievalModel` for the
+      recipes, a `resnet.ResNet` for classification); an EMA teacher shares it.
     optimizer: from `optim.make_optimizer`.
     loss_config: the `loss` block of the experiment config.
     imagenet_teacher: the frozen pretrained ResNet (with `fc`) for SAKE's online targets; its
       variables are `state.frozen['imagenet_teacher']`.
 
   Returns:
-    train_step(state, batch) -> (new state, metrics dict of scalars). `batch` holds 'image'
-    (B, H, W, 3) float32, 'label', 'domain' and 'partner' (B,) int32.
+    train_step(state, batch) -> (new state, metrics dict of scalars, with 'grad_norm').
   """
-  use_ema_teacher = bool(loss_config.kd.weight)
-  online_skp = bool(loss_config.skp.weight) and loss_config.skp.targets == "online"
-
-  def step_targets(state: train_state.TrainState, images: jax.Array) -> dict[str, jax.Array]:
-    targets = {}
-    if "class_targets" in state.frozen:
-      targets["class_targets"] = state.frozen["class_targets"]
-    if online_skp:
-      _, logits = imagenet_teacher.apply(state.frozen["imagenet_teacher"], images,
-                                         with_logits=True)
-      targets["teacher_class_logits"] = jax.lax.stop_gradient(logits)
-    if use_ema_teacher:
-      _, seen_logits, _ = model.apply(state.teacher, images)
-      targets["ema_seen_logits"] = jax.lax.stop_gradient(seen_logits)
-    return targets
+  recipe = objective.make(model, loss_config, imagenet_teacher)
 
   def train_step(state: train_state.TrainState, batch: Batch):
-    targets = step_targets(state, batch["image"])
-
-    def loss_fn(params):
-      e, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
-                               batch["image"], train=True, method=model.encode,
-                               mutable=["batch_stats"])
-      heads = lambda e: model.apply({"params": params}, e, method=model.heads)
-      loss, metrics = objective.total_loss(e, heads, batch, targets, loss_config)
-      return loss, (metrics, updates["batch_stats"])
-
-    (_, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    targets = recipe.targets(state.frozen, state.teacher, batch["image"])
+    (_, (metrics, batch_stats)), grads = jax.value_and_grad(recipe.loss, has_aux=True)(
+        state.params, state.batch_stats, batch, targets)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     teacher = state.teacher
-    if use_ema_teacher:
+    if recipe.ema_momentum is not None:
       new_teacher = ema.ema(teacher, {"params": params, "batch_stats": batch_stats},
-                            loss_config.ema_momentum)
+                            recipe.ema_momentum)
       # With gradient accumulation the parameters only move every k calls; so does the teacher.
       stepped = (opt_state.mini_step == 0
                  if isinstance(opt_state, optax.MultiStepsState) else True)
       teacher = jax.tree.map(lambda new, old: jnp.where(stepped, new, old), new_teacher, teacher)
     metrics["grad_norm"] = optax.tree.norm(grads)
-    rng, _ = jax.random.split(state.rng)
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, teacher=teacher, rng=rng)
+                              opt_state=opt_state, teacher=teacher)
     return new_state, metrics
 
   return train_step

@@ -1,0 +1,116 @@
+"""The set-up of a training run: everything the loop needs, built and checked before any compute.
+
+`prepare(config)` reads the split, the pretrained backbone and the knowledge table, builds
+the sampler, the model and the evaluators, and raises ConfigError on anything that cannot work,
+so that a bad run fails in seconds and not after compilation.
+"""
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zsbir_jax.data import augment
+from zsbir_jax.data import check
+from zsbir_jax.data import lists
+from zsbir_jax.data import sampler as sampler_lib
+from zsbir_jax.data import source
+from zsbir_jax.method import knowledge
+from zsbir_jax.models import pretrained
+from zsbir_jax.models import retrieval
+from zsbir_jax.training import evaluators
+
+
+class ConfigError(ValueError):
+  """A run that cannot work, found before any compute."""
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything the loop needs, built and validated before any compute."""
+  model: retrieval.RetrievalModel
+  sampler: sampler_lib.PKSampler
+  train_source: source.RecordSource
+  split: lists.SplitData
+  total_steps: int
+  backbone: tuple[dict, pretrained.BackboneSpec] | None
+  frozen: dict[str, np.ndarray]
+  evaluators: dict[str, evaluators.Evaluator]
+
+
+def prepare(config) -> Setup:
+  """Reads the split, the backbone and the knowledge table; raises ConfigError on any problem."""
+  data_config = config.data
+  if not data_config.root or not data_config.split:
+    raise ConfigError("set --config.data.root and --config.data.split")
+  global_batch = 2 * data_config.classes_per_batch * data_config.items_per_class
+  if global_batch % jax.device_count():
+    raise ConfigError(f"global batch 2 x P x K = {global_batch} (P={data_config.classes_per_batch}"
+                      f", K={data_config.items_per_class}) is not divisible by the "
+                      f"{jax.device_count()} devices")
+  if data_config.check:
+    report = check.check_split(data_config.root, data_config.split,
+                               workers=data_config.check_workers)
+    if report.problems:
+      raise ConfigError(f"dataset root {data_config.root} fails the check for split "
+                        f"{data_config.split} ({len(report.problems)} problems; run "
+                        f"python -m experiments.check_dataset for the full report):\n  "
+                        + "\n  ".join(report.problems[:5]))
+  split = lists.load_split(data_config.root, data_config.split)
+  train_source = source.RecordSource(split.train)
+  try:
+    sampler = sampler_lib.PKSampler(train_source.labels, train_source.domains,
+                                    data_config.classes_per_batch, data_config.items_per_class,
+                                    seed=config.seed)
+  except ValueError as e:
+    raise ConfigError(f"P x K sampling impossible for split {data_config.split}: {e}") from e
+
+  backbone = pretrained.load(config.init.backbone) if config.init.backbone else None
+  num_teacher_classes = backbone[1].num_classes if backbone else config.init.num_teacher_classes
+  if backbone and (backbone[1].depth, backbone[1].width) != (config.model.depth,
+                                                               config.model.width):
+    raise ConfigError(f"backbone {config.init.backbone} is a ResNet-{backbone[1].depth} x"
+                      f"{backbone[1].width}, the config asks for ResNet-{config.model.depth} x"
+                      f"{config.model.width}")
+  loss = config.loss
+  frozen = {}
+  if loss.skp.weight and loss.skp.targets == "classwise":
+    if not config.init.knowledge or not os.path.isfile(config.init.knowledge):
+      raise ConfigError(
+          f"recipe {config.recipe} needs the class-wise knowledge table (--config.init.knowledge"
+          f"={config.init.knowledge!r} is missing): run python -m experiments.prepare_knowledge")
+    try:
+      table = knowledge.load(config.init.knowledge, split.seen_classes)
+    except ValueError as e:
+      raise ConfigError(str(e)) from e
+    if table.targets.shape[1] != num_teacher_classes:
+      raise ConfigError(f"knowledge table has {table.targets.shape[1]} teacher classes, the "
+                        f"teacher head {num_teacher_classes}")
+    frozen["class_targets"] = table.targets
+  if loss.skp.weight and loss.skp.targets == "online":
+    if not backbone or not backbone[1].num_classes:
+      raise ConfigError(f"recipe {config.recipe} (online knowledge targets) needs "
+                        "--config.init.backbone with a classifier")
+    frozen["imagenet_teacher"] = backbone[0]
+  if config.recipe == "none" and not backbone:
+    raise ConfigError("recipe none evaluates the pretrained backbone: set --config.init.backbone")
+
+  model = retrieval.RetrievalModel(
+      depth=config.model.depth, width=config.model.width, embed_dim=config.model.embed_dim,
+      num_seen_classes=len(split.seen_classes), num_teacher_classes=num_teacher_classes,
+      dtype=jnp.dtype(config.model.dtype), remat=config.model.remat)
+  total_steps = 0 if config.recipe == "none" else config.optim.epochs * sampler.steps_per_epoch
+  try:
+    evals = evaluators.build(config.evals, split, input_config(config),
+                             data_config.eval_batch_size, sampler.steps_per_epoch)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  return Setup(model=model, sampler=sampler, train_source=train_source, split=split,
+               total_steps=total_steps, backbone=backbone, frozen=frozen, evaluators=evals)
+
+
+def input_config(config) -> augment.AugmentConfig:
+  """The input size and sketch framing of training and evaluation."""
+  return augment.AugmentConfig(size=config.data.image_size,
+                               crop_sketch_to_ink=config.data.crop_sketch_to_ink)
