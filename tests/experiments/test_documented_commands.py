@@ -3,7 +3,8 @@
 Every command line in the README, experiments/REPRODUCE.md and docs/ (fenced bash blocks, with
 their shell variables expanded, and inline code spans) is parsed; each `--flag` must be a flag of
 that command (a renamed flag fails here), each `--config=file[:args]` must load, and each
-`--config.a.b=v` must be a key of that config. Every command's own flags must have help text.
+`--config.a.b=v` must be a key of that config. Every command must have the docstring and its
+flags the help texts that `--help` shows.
 The flags are read in one subprocess, which imports each command afresh (absl's flags are
 process-global, and several commands define the same names).
 """
@@ -32,6 +33,7 @@ out = {"flags": {}, "own": {}, "configs": {}}
 for name in modules:
   module = importlib.import_module(name)
   assert callable(getattr(module, "main", None)), f"{name} has no main()"
+  assert len((module.__doc__ or "").strip()) > 40, f"{name}: no docstring for --help to show"
   out["flags"][name] = {f: flags.FLAGS[f].help or "" for f in flags.FLAGS}
   out["flags"][name].update({"no" + f: "" for f in flags.FLAGS
                              if isinstance(flags.FLAGS[f], flags.BooleanFlag)})
