@@ -115,7 +115,7 @@ def load_model_variables(workdir: str, which: str = "best") -> tuple[dict[str, A
     if step is None:
       continue
     # Restore onto this process's first device, whatever mesh the run was saved from.
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    device = jax.sharding.make_single_device_sharding(jax.local_devices()[0])
     target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                           dict(manager.item_metadata(step)["state"]))
     state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
