@@ -225,9 +225,17 @@ def test_two_processes_train_like_one(inputs, tmp_path):
   one_vars, one_step = final_variables(tmp_path / "one")
   assert two_step == one_step == 4
 
-  def close(a, b):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  jax.tree.map(close, two_vars, one_vars)
+  # The two runs sum gradients in different orders (across processes vs. within one). Adam's
+  # normalised step turns float32 rounding in a near-zero gradient into a difference of up to a
+  # step (at most lr per element) in that parameter: measured 3.1e-6 and 6.1e-6, each time in
+  # one element (jax 0.12.1), below 1e-6 under jax 0.10.2. So every value must agree within one
+  # step, and all but 1e-4 of the values within 1e-6.
+  lr = make_config("full", values).optim.lr
+  pairs = list(zip(jax.tree.leaves(two_vars), jax.tree.leaves(one_vars), strict=True))
+  for a, b in pairs:
+    np.testing.assert_allclose(a, b, rtol=0, atol=lr)
+  apart = sum(int(np.sum(~np.isclose(a, b, rtol=1e-5, atol=1e-6))) for a, b in pairs)
+  assert apart <= 1e-4 * sum(a.size for a, _ in pairs), apart
 
 
 def test_full_recipe_learns_on_a_tiny_synthetic_set(inputs, tmp_path):
