@@ -94,10 +94,21 @@ def _documented():
     loose += [(doc.name, w) for s in spans if s.startswith("--") for w in s.split()]
     for command in commands:
       for module, rest in COMMAND.findall(command):
-        rest = re.split(r"&&|;|\|", rest)[0]
-        words = [w for w in shlex.split(rest) if w.startswith("--")]
+        words = []
+        for word in _shell_words(rest):
+          if word in ("&&", "||", ";", "|"):  # the command ends here
+            break
+          words.append(word)
+        words = [w for w in words if w.startswith("--")]
         uses.append((doc.name, module, words))
   return uses, loose
+
+
+def _shell_words(line):
+  """Shell words of `line`, with the operators (&&, ;, |) outside quotes as words of their own."""
+  lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+  lexer.whitespace_split = True
+  return list(lexer)
 
 
 def _name(word):
