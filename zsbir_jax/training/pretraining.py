@@ -105,7 +105,7 @@ def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
       process_count=jax.process_count())
 
   optimizer = optim.make_optimizer(config.optim, per_epoch)
-  learning_rate = optim.learning_rate_schedule(config.optim, per_epoch)
+  learning_rate = optim.step_learning_rate(config.optim, per_epoch)
   state = train_state.from_variables(
       init_variables(model, config.seed, config.data.image_size), optimizer)
   shardings = sharding.state_shardings(state, mesh)
@@ -127,7 +127,7 @@ def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
       entry = {"step": step, "epoch": step / per_epoch,
                "loss": float(np.mean([m["loss"] for m in window])),
                "accuracy": float(np.mean([m["accuracy"] for m in window])),
-               "learning_rate": float(learning_rate(step - 1)), "seconds": now - start,
+               "learning_rate": learning_rate(step), "seconds": now - start,
                "images_per_second": window_items / (now - window_start)}
       history.append(entry)
       if report is not None:

@@ -68,7 +68,7 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
 
   mesh = sharding.make_mesh()
   optimizer = optim.make_optimizer(config.optim, sampler.steps_per_epoch)
-  schedule = optim.learning_rate_schedule(config.optim, sampler.steps_per_epoch)
+  learning_rate = optim.step_learning_rate(config.optim, sampler.steps_per_epoch)
   # The fresh state on the host: where a new run starts, and the template a resumed run
   # restores into.
   initial_state = train_state.create(
@@ -109,7 +109,7 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     state, metrics = step_fn(state, batch)
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
     check_finite(step, metrics)
-    metrics["learning_rate"] = float(schedule(step - 1))
+    metrics["learning_rate"] = learning_rate(step)
     if step % config.train.log_every == 0 or step == setup.total_steps:
       now = time.perf_counter()
       seconds_per_step = (now - timer) / (step - timer_step)
