@@ -179,3 +179,30 @@ def test_command_exit_code_and_message(tmp_path):
   assert "4 problems:" in bad.stdout
   assert "photo/hot air balloon/1.jpg" in bad.stdout and "sketch/cat/0.png" in bad.stdout
   assert "without items: 'cat'" in bad.stdout
+
+
+def test_repeated_entries_and_training_files_in_the_test_lists_are_reported(tmp_path):
+  """A training list that names a file twice and a gallery that lists a training photo are
+  problems; a gallery that lists one of its own photos twice (as Sketchy's extended gallery
+  does) is recorded but is not."""
+  base, list_dir = _make_tree(str(tmp_path))
+  def append(list_name, line):
+    with open(os.path.join(list_dir, list_name), "a", encoding="utf-8") as f:
+      f.write(line + "\n")
+  append(_SPEC.train_sketch_list, "sketch/cat/1.png 1")
+  append(_SPEC.gallery_list, "photo/bus/2.jpg 0")
+  append(_SPEC.gallery_list, "photo/cat/0.JPEG 1")
+  report = check.check_split(str(tmp_path), "synthetic")
+  problems = "\n".join(report.problems)
+  absolute = lambda rel: os.path.join(os.path.abspath(base), rel)
+  assert (f"train_sketch: 1 files listed more than once in "
+          f"{os.path.join(list_dir, _SPEC.train_sketch_list)}: {absolute('sketch/cat/1.png')!r}"
+          in problems)
+  assert (f"1 files of the train_photo list are also in the gallery list: "
+          f"{absolute('photo/cat/0.JPEG')!r}" in problems)
+  assert "gallery: 1 files listed more than once" not in problems
+  gallery = {c.role: c for c in report.lists}["gallery"]
+  assert gallery.duplicated == (absolute("photo/bus/2.jpg"),)
+  # The other two problems are the changed counts.
+  assert len(report.problems) == 4, problems
+  assert "train_sketch: 5 items in" in problems and "gallery: 8 items in" in problems

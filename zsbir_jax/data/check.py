@@ -2,9 +2,13 @@
 
 For every list file of the split: the item count against the published count (for a generated
 split, the count its generator recorded in the manifest), missing files, images that do not
-decode, classes of the class file without items, and labels that are not ids of the class file.
-Also: class files that are missing, malformed or of the wrong size, seen classes that are also
-unseen, and unseen classes that differ from the split definition shipped in data/splits/.
+decode, classes of the class file without items, labels that are not ids of the class file, and
+entries listed more than once (a problem in every list but the query and gallery lists, where
+duplicates are part of the standard protocols: Sketchy's extended gallery lists photos twice).
+Also: files of a training list (train_sketch, train_photo, test_sketch) that are also in the
+query or gallery list (seen-class training data leaking into the unseen-class test), class files
+that are missing, malformed or of the wrong size, seen classes that are also unseen, and unseen
+classes that differ from the split definition shipped in data/splits/.
 """
 import collections
 import dataclasses
@@ -16,6 +20,11 @@ from zsbir_jax.data import images
 from zsbir_jax.data import lists
 
 
+# Lists of seen-class training (and validation) data, and of the unseen-class test.
+TRAIN_ROLES = ("train_sketch", "train_photo", "test_sketch")
+TEST_ROLES = ("query", "gallery")
+
+
 @dataclasses.dataclass(frozen=True)
 class ListCheck:
   """The findings for one list file; `found` is None where the file could not be read."""
@@ -25,6 +34,7 @@ class ListCheck:
   expected: int | None
   missing: tuple[str, ...]
   unreadable: tuple[str, ...]
+  duplicated: tuple[str, ...] = ()  # paths listed more than once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +132,14 @@ def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5
     if classes[class_role] is not None:
       _check_labels(role, list_file, records_by_role[role], classes[class_role],
                     class_files[class_role], max_examples, problems)
+  for train_role in TRAIN_ROLES:
+    for test_role in TEST_ROLES:
+      if train_role in records_by_role and test_role in records_by_role:
+        both = sorted({os.path.normpath(r.path) for r in records_by_role[train_role]}
+                      & {os.path.normpath(r.path) for r in records_by_role[test_role]})
+        if both:
+          problems.append(f"{len(both):,} files of the {train_role} list are also in the "
+                          f"{test_role} list: {_examples(both, max_examples)}")
   return Report(name, root, tuple(checks), tuple(problems))
 
 
@@ -158,7 +176,8 @@ def _decode_all(paths: list[str], workers: int) -> dict[str, str]:
 def _check_list(role: str, list_file: str, records: list[lists.Record], expected: int | None,
                 exists: dict[str, bool], unreadable: dict[str, str], max_examples: int,
                 problems: list[str]) -> ListCheck:
-  """The ListCheck of one read list: its length against `expected`, missing and bad files."""
+  """The ListCheck of one read list: its length against `expected`, missing and bad files, and
+  files listed more than once (a problem outside the query and gallery lists)."""
   missing = [r.path for r in records if not exists[r.path]]
   bad = [r.path for r in records if r.path in unreadable]
   if expected is not None and len(records) != expected:
@@ -168,7 +187,13 @@ def _check_list(role: str, list_file: str, records: list[lists.Record], expected
   if bad:
     problems.append(f"{role}: {len(bad):,} unreadable images: "
                     f"{'; '.join(unreadable[p] for p in bad[:max_examples])}")
-  return ListCheck(role, list_file, len(records), expected, tuple(missing), tuple(bad))
+  listed = collections.Counter(os.path.normpath(r.path) for r in records)
+  duplicated = sorted(p for p, n in listed.items() if n > 1)
+  if duplicated and role not in TEST_ROLES:
+    problems.append(f"{role}: {len(duplicated):,} files listed more than once in {list_file}: "
+                    f"{_examples(duplicated, max_examples)}")
+  return ListCheck(role, list_file, len(records), expected, tuple(missing), tuple(bad),
+                   tuple(duplicated))
 
 
 def _check_labels(role: str, list_file: str, records: list[lists.Record], names: list[str],
@@ -191,12 +216,13 @@ def _check_labels(role: str, list_file: str, records: list[lists.Record], names:
 def format_report(report: Report) -> str:
   """A table of the per-list findings followed by the problems (or "OK")."""
   lines = [f"split {report.split} under {report.root}",
-           f"{'list':<15}{'found':>10}{'expected':>10}{'missing':>9}{'unreadable':>12}  file"]
+           f"{'list':<15}{'found':>10}{'expected':>10}{'missing':>9}{'unreadable':>12}"
+           f"{'repeated':>10}  file"]
   for c in report.lists:
     found = "-" if c.found is None else f"{c.found:,}"
     expected = "n/a" if c.expected is None else f"{c.expected:,}"
     lines.append(f"{c.role:<15}{found:>10}{expected:>10}{len(c.missing):>9}"
-                 f"{len(c.unreadable):>12}  {c.list_file}")
+                 f"{len(c.unreadable):>12}{len(c.duplicated):>10}  {c.list_file}")
   if report.problems:
     lines.append(f"{len(report.problems)} problems:")
     lines += [f"  - {p}" for p in report.problems]

@@ -48,7 +48,8 @@ def learning_rate_schedule(config: Any, steps_per_epoch: int) -> optax.Schedule:
     return schedule
   if config.schedule == "constant":
     return optax.constant_schedule(config.lr)
-  raise ValueError(f"optim.schedule must be 'sake', 'cosine' or 'constant', got {config.schedule!r}")
+  raise ValueError(
+      f"optim.schedule must be 'sake', 'cosine' or 'constant', got {config.schedule!r}")
 
 
 def step_learning_rate(config: Any, steps_per_epoch: int) -> Callable[[int], float]:
