@@ -168,6 +168,12 @@ def test_backbone_learning_rate_multiplier(name):
   assert np.all(updates["embedding"]["w"] < 0)
 
 
+def test_accumulation_that_does_not_divide_the_run_is_an_error():
+  with pytest.raises(ValueError, match=r"grad_accum_steps = 2 must divide the run's 3 epochs x "
+                     r"5 steps = 15 steps"):
+    optim.make_optimizer(optim_config(epochs=3, grad_accum_steps=2), steps_per_epoch=5)
+
+
 def test_unknown_names_are_errors():
   with pytest.raises(ValueError, match="optim.name must be"):
     optim.make_optimizer(optim_config(name="lamb"), 1)
