@@ -154,6 +154,20 @@ class SplitSpec:
 _SKETCHY_SKETCH = "sketch_tx_000000000000_ready_filelist_{}.txt"
 _SKETCHY_PHOTO = "all_photo_filelist_{}.txt"
 
+def _sketchy_mini(name: str, list_dir: str, standard: str) -> SplitSpec:
+  """The standard split `standard`'s unseen classes over a small tree of real Sketchy files."""
+  return SplitSpec(
+      name=name,
+      description=(f"{standard}'s unseen classes over a small tree of real Sketchy files, "
+                   "written by experiments.make_sketchy_mini"),
+      dataset_dir="SketchyMini", list_dir=list_dir,
+      train_sketch_list=_SKETCHY_SKETCH.format("train"),
+      train_photo_list=_SKETCHY_PHOTO.format("train"),
+      test_sketch_list=_SKETCHY_SKETCH.format("test"),
+      query_list=_SKETCHY_SKETCH.format("zero"), gallery_list=_SKETCHY_PHOTO.format("zero"),
+      manifest=f"{list_dir}/manifest.json", unseen_list=f"{standard}.txt")
+
+
 SPLITS: dict[str, SplitSpec] = {s.name: s for s in [
     SplitSpec(
         name="sketchy25",
@@ -202,26 +216,8 @@ SPLITS: dict[str, SplitSpec] = {s.name: s for s in [
         num_seen=80, num_unseen=30,
         published=Counts(query=92291, gallery=54151),
         val_per_class=50, unseen_list="quickdraw30.txt"),
-    SplitSpec(
-        name="sketchy25_mini",
-        description=("Sketchy-25's unseen classes over a small tree of real Sketchy files, "
-                     "written by experiments.make_sketchy_mini"),
-        dataset_dir="SketchyMini", list_dir="zeroshot1",
-        train_sketch_list=_SKETCHY_SKETCH.format("train"),
-        train_photo_list=_SKETCHY_PHOTO.format("train"),
-        test_sketch_list=_SKETCHY_SKETCH.format("test"),
-        query_list=_SKETCHY_SKETCH.format("zero"), gallery_list=_SKETCHY_PHOTO.format("zero"),
-        manifest="zeroshot1/manifest.json", unseen_list="sketchy25.txt"),
-    SplitSpec(
-        name="sketchy21_mini",
-        description=("Sketchy-21's unseen classes over a small tree of real Sketchy files, "
-                     "written by experiments.make_sketchy_mini"),
-        dataset_dir="SketchyMini", list_dir="zeroshot2",
-        train_sketch_list=_SKETCHY_SKETCH.format("train"),
-        train_photo_list=_SKETCHY_PHOTO.format("train"),
-        test_sketch_list=_SKETCHY_SKETCH.format("test"),
-        query_list=_SKETCHY_SKETCH.format("zero"), gallery_list=_SKETCHY_PHOTO.format("zero"),
-        manifest="zeroshot2/manifest.json", unseen_list="sketchy21.txt"),
+    _sketchy_mini("sketchy25_mini", "zeroshot1", "sketchy25"),
+    _sketchy_mini("sketchy21_mini", "zeroshot2", "sketchy21"),
     SplitSpec(
         name="synthetic",
         description="procedural shape-program benchmark written by experiments.make_synthetic",
@@ -235,6 +231,23 @@ SPLITS: dict[str, SplitSpec] = {s.name: s for s in [
             list_dir="pretrain", train_list="photo_filelist_train.txt",
             val_list="photo_filelist_val.txt", class_file="cname_cid.txt")),
 ]}
+
+
+def write_lines(path: str, lines: list[str]) -> None:
+  """Writes list or class file lines (UTF-8, one per line)."""
+  with open(path, "w", encoding="utf-8") as f:
+    f.writelines(line + "\n" for line in lines)
+
+
+def write_split_lists(list_dir: str, spec: SplitSpec, lines: dict[str, list[str]],
+                      seen: list[str], unseen: list[str]) -> None:
+  """Writes a split's list files ({role: lines}, roles of spec.list_files()) and class files."""
+  for role, list_file in spec.list_files().items():
+    write_lines(os.path.join(list_dir, list_file), lines[role])
+  write_lines(os.path.join(list_dir, spec.seen_class_file),
+              [f"{name} {i}" for i, name in enumerate(seen)])
+  write_lines(os.path.join(list_dir, spec.unseen_class_file),
+              [f"{name} {i}" for i, name in enumerate(unseen)])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,11 +64,6 @@ def _link(target: str, link: str):
   os.symlink(target, link)
 
 
-def _write_lines(path: str, lines: list[str]):
-  with open(path, "w", encoding="utf-8") as f:
-    f.writelines(line + "\n" for line in lines)
-
-
 def write_split(tree: str, root: str, split: str, *, sketches_per_class: int | None = None,
                 photos_per_class: int | None = None, val_per_class: int = 3) -> dict:
   """Writes split `split` ("sketchy25_mini" or "sketchy21_mini") of the Sketchy `tree` to `root`.
@@ -116,12 +111,7 @@ def write_split(tree: str, root: str, split: str, *, sketches_per_class: int | N
   os.makedirs(list_dir, exist_ok=True)
   _link(sketch_dir, os.path.join(dataset_dir, "sketch"))
   _link(photo_dir, os.path.join(dataset_dir, "photo"))
-  for role, list_file in spec.list_files().items():
-    _write_lines(os.path.join(list_dir, list_file), out[role])
-  _write_lines(os.path.join(list_dir, spec.seen_class_file),
-               [f"{name} {i}" for i, name in enumerate(seen)])
-  _write_lines(os.path.join(list_dir, spec.unseen_class_file),
-               [f"{name} {i}" for i, name in enumerate(unseen)])
+  lists.write_split_lists(list_dir, spec, out, seen, unseen)
   manifest = {
       "split": split, "tree": os.path.abspath(tree),
       "counts": {role: len(lines) for role, lines in out.items()},

@@ -91,11 +91,6 @@ def _render_class(job: _ClassJob) -> None:
         os.path.join(job.photo_dir, name, f"{i:04d}.jpg"), "JPEG", quality=_JPEG_QUALITY)
 
 
-def _write_lines(path: str, lines: list[str]) -> None:
-  with open(path, "w", encoding="utf-8") as f:
-    f.writelines(line + "\n" for line in lines)
-
-
 def _list_lines(subdir: str, classes: list[int], indices: range, ext: str) -> list[str]:
   """SAKE list lines `<subdir>/<class>/<index>.<ext> <label>`, label = position in `classes`."""
   return [f"{subdir}/{class_name(c)}/{i:04d}.{ext} {label}"
@@ -117,12 +112,8 @@ def _write_split_lists(out: str, c: SyntheticConfig, seen: list[int],
       "query": _list_lines("sketch", unseen, train, "png"),
       "gallery": _list_lines("photo", unseen, range(c.photos_per_class), "jpg"),
   }
-  for role, list_file in SPLIT.list_files().items():
-    _write_lines(os.path.join(list_dir, list_file), lines[role])
-  _write_lines(os.path.join(list_dir, SPLIT.seen_class_file),
-               [f"{class_name(k)} {i}" for i, k in enumerate(seen)])
-  _write_lines(os.path.join(list_dir, SPLIT.unseen_class_file),
-               [f"{class_name(k)} {i}" for i, k in enumerate(unseen)])
+  lists.write_split_lists(list_dir, SPLIT, lines, [class_name(k) for k in seen],
+                          [class_name(k) for k in unseen])
   return lines
 
 
@@ -136,9 +127,9 @@ def _write_pretrain_lists(out: str, c: SyntheticConfig,
   lines = {"pretrain_val": _list_lines("pretrain_photo", pretrain, range(num_val), "jpg"),
            "pretrain_train": _list_lines("pretrain_photo", pretrain,
                                          range(num_val, c.pretrain_photos_per_class), "jpg")}
-  _write_lines(os.path.join(pretrain_lists, spec.train_list), lines["pretrain_train"])
-  _write_lines(os.path.join(pretrain_lists, spec.val_list), lines["pretrain_val"])
-  _write_lines(os.path.join(pretrain_lists, spec.class_file),
+  lists.write_lines(os.path.join(pretrain_lists, spec.train_list), lines["pretrain_train"])
+  lists.write_lines(os.path.join(pretrain_lists, spec.val_list), lines["pretrain_val"])
+  lists.write_lines(os.path.join(pretrain_lists, spec.class_file),
                [f"{class_name(k)} {i}" for i, k in enumerate(pretrain)])
   return lines
 
