@@ -4,7 +4,7 @@ r"""Pretrains the synthetic benchmark's backbone on its photo-only set (the Imag
   python -m experiments.pretrain_backbone --root=runs/synthetic_data \
       --output=runs/synthetic_pretrained
 
-Trains ResNet(num_classes = pretraining classes) with softmax cross-entropy and SAKE's
+Trains the config's backbone (num_classes = pretraining classes) with softmax cross-entropy and SAKE's
 augmentation (zsbir_jax/training/pretraining.py), prints progress and the validation accuracy,
 and writes a `pretrained.save` directory for `--config.init.backbone` and
 `experiments.prepare_knowledge`. An existing output is never overwritten. The run is
@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from zsbir_jax.data import lists
 from zsbir_jax.models import pretrained
 from zsbir_jax.training import pretraining
+from zsbir_jax.training import setup
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "configs", "pretrain_backbone.py"),
@@ -46,7 +47,9 @@ def main(argv):
     sys.exit(f"error: output {output} already exists; refusing to overwrite it")
   config = _CONFIG.value
   data = lists.load_pretrain(_ROOT.value)
-  print(f"pretraining ResNet-{config.model.depth} (width {config.model.width}) on "
+  model = config.model
+  print(f"pretraining {setup.architecture(model.backbone, model.depth, model.variant, model.width)}"
+        f" on "
         f"{len(data.train)} photos of {len(data.classes)} classes, {config.data.image_size} px, "
         f"{config.optim.epochs} epochs", flush=True)
   result = pretraining.pretrain(data, config, report=print_progress)

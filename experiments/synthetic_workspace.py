@@ -61,7 +61,8 @@ def pretrain_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   retrieval model's backbone and input size (so that the backbone fits the model)."""
   pretrain = ml_collections.ConfigDict(config.pretrain.to_dict())
   pretrain.seed = config.seed
-  pretrain.model.update(depth=config.model.depth, width=config.model.width)
+  pretrain.model.update(backbone=config.model.backbone, depth=config.model.depth,
+                        variant=config.model.variant, width=config.model.width)
   pretrain.data.image_size = config.data.image_size
   return pretrain
 

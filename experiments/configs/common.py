@@ -16,8 +16,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.recipe = "full"
 
+  # backbone: the family, 'resnet' (of `depth`) or 'efficientnet_lite' (Lite`variant`, 0..4);
+  # `width` multiplies either's channels. A --config.init.backbone directory must match them.
   config.model = ml_collections.ConfigDict(dict(
-      depth=50, width=1.0, embed_dim=512, dtype="float32", remat=False))
+      backbone="resnet", depth=50, variant=0, width=1.0, embed_dim=512, dtype="float32",
+      remat=False))
 
   # kind: 'retrieval' (the terms below, zsbir_jax/method/objective.py); backbone pretraining
   # uses 'classification' (experiments/configs/pretrain_backbone.py).
@@ -109,7 +112,8 @@ def training_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
 
 
 def runlocal(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Shrinks any config for a quick CPU run (in place): tiny ResNet, 32 px, short run."""
+  """Shrinks any config for a quick CPU run (in place): a tiny backbone of its family (ResNet-18
+  or its EfficientNet-Lite at width 0.125), 32 px, short run."""
   config.model.update(depth=18, width=0.125, embed_dim=32)
   config.data.update(image_size=32, classes_per_batch=4, items_per_class=2, workers=0,
                      eval_batch_size=32)

@@ -16,7 +16,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # initialisation, the epoch permutations and the augmentation
   # ResNet-18 at width 0.25: the synthetic config's backbone (one 2-core CPU trains it in minutes).
-  config.model = ml_collections.ConfigDict(dict(depth=18, width=0.25))
+  # backbone: 'resnet' (of depth) or 'efficientnet_lite' (Lite`variant`), as in common.py.
+  config.model = ml_collections.ConfigDict(dict(backbone="resnet", depth=18, variant=0,
+                                                width=0.25))
   config.data = ml_collections.ConfigDict(dict(
       image_size=64, batch_size=128, eval_batch_size=256,
       workers=0))  # data-loading processes (0: threads of this process)

@@ -77,14 +77,16 @@ def test_flip_rotation_and_fill_are_exact():
                                      True)
   rotated = augment.warp(image, quarter, 20, (0, 0, 0)).astype(int)
   assert np.abs(rotated - np.rot90(image, k=-1)).max() <= 1
-  away = augment.transform_matrix(augment.IDENTITY._replace(translate_x=100.0), box, 20, True)
-  sketch = augment.preprocess(image, domains.SKETCH, augment.AugmentConfig(size=8),
-                              augment.IDENTITY._replace(translate_x=100.0))
+  away = augment.IDENTITY._replace(translate_x=100.0)
+  sketch = augment.preprocess(image, domains.SKETCH, augment.AugmentConfig(size=8), away)
   white = augment.normalize(np.full((1, 1, 3), 255, np.uint8))
   np.testing.assert_allclose(sketch, np.broadcast_to(white, sketch.shape))
-  photo = augment.warp(image, away, 8, augment.PHOTO_FILL)
-  assert (photo == augment.PHOTO_FILL).all()
-  assert np.abs(augment.normalize(photo)).max() < 0.01
+  photo = augment.preprocess(image, domains.PHOTO, augment.AugmentConfig(size=8), away)
+  assert np.abs(photo).max() < 0.01  # the ImageNet mean colour
+  # EfficientNet-Lite's normalisation: the fill 127 is exactly zero, white (255 - 127) / 128.
+  lite = augment.AugmentConfig(size=8, input_mean=(127.0,) * 3, input_std=(128.0,) * 3)
+  np.testing.assert_array_equal(augment.preprocess(image, domains.PHOTO, lite, away), 0)
+  np.testing.assert_array_equal(augment.preprocess(image, domains.SKETCH, lite, away), 1)
 
 
 def test_normalize_matches_torchvision():
@@ -93,6 +95,8 @@ def test_normalize_matches_torchvision():
   ours = augment.normalize(image)
   assert ours.dtype == np.float32
   np.testing.assert_allclose(ours, ref.numpy().transpose(1, 2, 0), atol=1e-5)
+  lite = augment.normalize(image, (127.0, 127.0, 127.0), (128.0, 128.0, 128.0))
+  np.testing.assert_allclose(lite, (image.astype(np.float64) - 127) / 128, atol=1e-6)
 
 
 def test_sample_params_follow_sakes_probabilities_and_ranges():

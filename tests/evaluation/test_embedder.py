@@ -52,7 +52,7 @@ def make_workdir(workdir: str, seed: int = 0) -> None:
   os.makedirs(workdir, exist_ok=True)
   model = retrieval.RetrievalModel(depth=18, width=0.125, embed_dim=16, num_seen_classes=6,
                                    num_teacher_classes=4)
-  retrieval.save_spec(model, workdir)
+  retrieval.save_spec(model, workdir, augment.IMAGENET_PIXEL_MEAN, augment.IMAGENET_PIXEL_STD)
   config = common.training_config(common.base_config())
   config.data.update(image_size=IMAGE_SIZE, crop_sketch_to_ink=True)
   with open(os.path.join(workdir, embedder.CONFIG_FILE), "w") as f:
@@ -91,7 +91,9 @@ def test_extract_equals_per_item_embedding(workdir, tiny_synthetic):
       workdir=os.path.abspath(workdir), which="best", step=STEP,
       spec={"family": "resnet", "depth": 18, "variant": 0, "width": 0.125, "embed_dim": 16,
             "num_seen_classes": 6,
-            "num_teacher_classes": 4, "dtype": "float32", "remat": False},
+            "num_teacher_classes": 4, "dtype": "float32", "remat": False,
+            "input_mean": list(augment.IMAGENET_PIXEL_MEAN),
+            "input_std": list(augment.IMAGENET_PIXEL_STD)},
       image_size=IMAGE_SIZE, crop_sketch_to_ink=True)
   z = embedder.extract(restored, records, batch_size=8, mesh=sharding.make_mesh())
   assert z.shape == (23, 16) and z.dtype == np.float32
@@ -102,6 +104,6 @@ def test_extract_equals_per_item_embedding(workdir, tiny_synthetic):
 
 
 def test_load_embedder_needs_an_image_size(tmp_path):
-  retrieval.save_spec(retrieval.RetrievalModel(depth=18), str(tmp_path))
+  retrieval.save_spec(retrieval.RetrievalModel(depth=18), str(tmp_path), (0.0,) * 3, (1.0,) * 3)
   with pytest.raises(ValueError, match="no data.image_size in .*config.json"):
     embedder.load_embedder(str(tmp_path))

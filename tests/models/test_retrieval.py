@@ -30,8 +30,10 @@ def test_efficientnet_lite_backbone_gives_its_feature_size_and_pretrained_logits
   _, expected = backbone.apply(backbone_variables, x, with_logits=True)
   np.testing.assert_allclose(teacher_logits, expected, rtol=1e-4, atol=1e-5)
 
-  retrieval.save_spec(model, str(tmp_path))
+  mean, std = backbones.INPUT_NORMALIZATION[backbones.EFFICIENTNET_LITE]
+  retrieval.save_spec(model, str(tmp_path), mean, std)
   assert retrieval.load_spec(str(tmp_path)) == model
+  assert retrieval.input_normalization(retrieval.read_spec(str(tmp_path))) == (mean, std)
 
 
 def head_params(num_features, embed_dim, num_classes, seed=0):

@@ -1,10 +1,11 @@
-"""SAKE's random affine augmentation, resizing and ImageNet normalisation as one PIL warp.
+"""SAKE's random affine augmentation, resizing and the backbone's normalisation as one PIL warp.
 
 SAKE (Liu et al., ICCV 2019) augments training images with, each with probability 0.5, a
 horizontal flip, independent x/y scales in [0.7, 1.3], a rotation in [-30, 30] degrees and x/y
 translations in [-10, 10] px (skimage `AffineTransform` + `warp`, applied to the image at its
 stored size, here with probability 0.7 as a whole), then resizes to 224 x 224 and normalises
-with ImageNet mean/std. Here flip, affine map and resize are composed into one 3 x 3 matrix from
+with ImageNet mean/std; here the normalisation is the backbone's (`AugmentConfig.input_mean`,
+`input_std`: ImageNet's for a ResNet, (x - 127) / 128 for EfficientNet-Lite). Here flip, affine map and resize are composed into one 3 x 3 matrix from
 output to source coordinates and applied by a single bilinear `Image.transform`, which is both
 faster and one interpolation instead of two. Items left unaugmented are resized with PIL's
 antialiased bilinear `resize`, exactly as torchvision's `Resize` (SAKE's evaluation transform).
@@ -13,7 +14,7 @@ Differences from SAKE, by choice: rotation and scaling act about the image centr
 (`about_center=True`); skimage's `AffineTransform` acts about the top-left pixel, which at 30
 degrees and scale 1.3 pushes much of the object out of the frame (`about_center=False`
 reproduces it). Areas uncovered by the warp are white for sketches (their background) and the
-ImageNet mean colour for photos (zero after normalisation; SAKE fills black). The warp's
+input mean colour for photos (zero after normalisation; SAKE fills black). The warp's
 resize is bilinear without antialiasing; sources more than 2x larger than the output are first
 box-reduced by an integer factor, so that large photos do not alias.
 
@@ -31,15 +32,14 @@ from zsbir_jax import domains
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The same in pixel units 0..255, the unit of `AugmentConfig.input_mean` / `input_std`.
+IMAGENET_PIXEL_MEAN = tuple(255 * m for m in IMAGENET_MEAN)
+IMAGENET_PIXEL_STD = tuple(255 * s for s in IMAGENET_STD)
 SKETCH_FILL = (255, 255, 255)
-PHOTO_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
 # A sketch pixel is ink when its darkest channel is below this value; the ink box is enlarged
 # to a square with this relative margin on every side.
 INK_THRESHOLD = 200
 INK_MARGIN = 0.05
-
-_SCALE = np.float32(1.0 / 255.0) / np.asarray(IMAGENET_STD, np.float32)
-_BIAS = np.asarray(IMAGENET_MEAN, np.float32) / np.asarray(IMAGENET_STD, np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,9 @@ class AugmentConfig:
       the top-left pixel (False).
     crop_sketch_to_ink: frame sketches by the square around their ink instead of the whole
       canvas (in training and evaluation alike).
+    input_mean, input_std: the network input is (x - input_mean) / input_std per RGB channel, x
+      in pixel units 0..255: the backbone's (`backbones.INPUT_NORMALIZATION`, recorded in a
+      pretrained-backbone directory and a training run's model.json).
   """
   size: int = 224
   apply_prob: float = 0.7
@@ -69,6 +72,13 @@ class AugmentConfig:
   max_translation_px: float = 10.0
   about_center: bool = True
   crop_sketch_to_ink: bool = False
+  input_mean: tuple[float, float, float] = IMAGENET_PIXEL_MEAN
+  input_std: tuple[float, float, float] = IMAGENET_PIXEL_STD
+
+  @property
+  def photo_fill(self) -> tuple[int, int, int]:
+    """The colour of photo areas uncovered by the warp: the input mean, ~0 once normalised."""
+    return tuple(round(m) for m in self.input_mean)
 
 
 class AffineParams(NamedTuple):
@@ -152,17 +162,20 @@ def warp(image: np.ndarray, matrix: np.ndarray, out_size: int,
   return np.asarray(out)
 
 
-def normalize(image: np.ndarray) -> np.ndarray:
-  """uint8 (..., W, 3) RGB -> float32 (..., W, 3) with ImageNet mean/std normalisation.
+def normalize(image: np.ndarray, mean: tuple[float, float, float] = IMAGENET_PIXEL_MEAN,
+              std: tuple[float, float, float] = IMAGENET_PIXEL_STD) -> np.ndarray:
+  """uint8 (..., W, 3) RGB -> float32 (..., W, 3) (x - mean) / std, mean/std in pixel units.
 
   Works on rows of W * 3 values with the per-channel constants tiled along them, which is
   about 9x faster than broadcasting over a trailing axis of length 3.
   """
+  scale = 1.0 / np.asarray(std, np.float32)
+  bias = np.asarray(mean, np.float32) * scale
   width = image.shape[-2]
   out = np.empty(image.shape, np.float32)
   rows = out.reshape(-1, width * 3)
-  np.multiply(image.reshape(-1, width * 3), np.tile(_SCALE, width), out=rows)
-  rows -= np.tile(_BIAS, width)
+  np.multiply(image.reshape(-1, width * 3), np.tile(scale, width), out=rows)
+  rows -= np.tile(bias, width)
   return out
 
 
@@ -189,10 +202,11 @@ def preprocess(image: np.ndarray, domain: int, config: AugmentConfig,
   if params == IDENTITY and not (sketch and config.crop_sketch_to_ink):
     # A plain resize: PIL's antialiased bilinear, exactly torchvision's Resize, and faster.
     resized = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
-    return normalize(np.asarray(resized))
+    return normalize(np.asarray(resized), config.input_mean, config.input_std)
   if sketch and config.crop_sketch_to_ink:
     box = ink_box(image)
   else:
     box = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
   matrix = transform_matrix(params, box, size, config.about_center)
-  return normalize(warp(image, matrix, size, SKETCH_FILL if sketch else PHOTO_FILL))
+  fill = SKETCH_FILL if sketch else config.photo_fill
+  return normalize(warp(image, matrix, size, fill), config.input_mean, config.input_std)

@@ -14,6 +14,7 @@ import numpy as np
 
 from zsbir_jax.data import augment
 from zsbir_jax.data import lists
+from zsbir_jax.models import retrieval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ModelIdentity:
     workdir: the training run (absolute path).
     which: the checkpoint asked for, "best" or "latest".
     step: the training step of the checkpoint used.
-    spec: the run's `model.json` (RetrievalModel attributes).
+    spec: the run's `model.json` (RetrievalModel attributes and input normalisation).
     image_size: input side in pixels.
     crop_sketch_to_ink: whether sketches were framed by their ink (augment.AugmentConfig).
   """
@@ -37,7 +38,9 @@ class ModelIdentity:
 
   def input_config(self) -> augment.AugmentConfig:
     """The evaluation preprocessing these embeddings were (or must be) made with."""
-    return augment.AugmentConfig(size=self.image_size, crop_sketch_to_ink=self.crop_sketch_to_ink)
+    mean, std = retrieval.input_normalization(self.spec)
+    return augment.AugmentConfig(size=self.image_size, crop_sketch_to_ink=self.crop_sketch_to_ink,
+                                 input_mean=mean, input_std=std)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,8 @@
 t_c = mean over the training photos x of class c of softmax(teacher_logits(x) / T), a C x K
 table (K = 1000 for an ImageNet teacher) written to disk with the class names, the teacher's
 identity and T. `prepare` runs the pretrained teacher over a split's training photos (eval mode,
-no augmentation); training reads the table and refuses one made for other classes.
+no augmentation, the input normalisation its directory records); training reads the table and
+refuses one made for other classes.
 """
 import dataclasses
 import json
@@ -77,9 +78,10 @@ def prepare(root: str, split: str, backbone_dir: str, image_size: int, batch_siz
   if not spec.num_classes:
     raise ValueError(f"backbone {backbone_dir} has no classifier (num_classes=0) to teach with")
   model = spec.model()
+  inputs = augment.AugmentConfig(size=image_size, input_mean=spec.input_mean,
+                                 input_std=spec.input_std)
   logits = inference.predict_records(lambda v, x: model.apply(v, x, with_logits=True)[1],
-                                     variables, photos, augment.AugmentConfig(size=image_size),
-                                     batch_size, workers=workers)
+                                     variables, photos, inputs, batch_size, workers=workers)
   labels = np.array([r.label for r in photos])
   targets = class_targets(logits, labels, len(data.seen_classes), temperature)
   return KnowledgeTable(targets=targets, class_names=tuple(data.seen_classes),

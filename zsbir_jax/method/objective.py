@@ -12,7 +12,9 @@ term has a `weight` (0 disables it and skips its computation) and its own hyperp
 
 `make` turns a loss configuration into the `Objective` that the training engine differentiates:
 `kind` 'retrieval' is the above for a `retrieval.RetrievalModel`; 'classification' is softmax
-cross-entropy of a `resnet.ResNet`'s classifier (backbone pretraining).
+cross-entropy of a backbone's classifier (backbone pretraining). Both run the network in
+training mode with the step's random key as its 'dropout' stream (EfficientNet-Lite's
+drop-connect and dropout; a ResNet ignores it), so every family trains through the same code.
 """
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from zsbir_jax.method import losses
-from zsbir_jax.models import resnet
+from zsbir_jax.models import backbones
 from zsbir_jax.models import retrieval
 
 Array = jax.Array
@@ -115,24 +117,25 @@ class Objective(NamedTuple):
   Attributes:
     targets: (frozen, teacher, images) -> {name: array}, the step's constants (no gradient
       flows into them); `frozen` and `teacher` are the train state's (see `train_state`).
-    loss: (params, batch_stats, batch, targets) -> (loss, (metrics, new batch_stats)), in
-      training mode; differentiated with respect to params.
+    loss: (params, batch_stats, batch, targets, rng) -> (loss, (metrics, new batch_stats)), in
+      training mode with `rng` as the 'dropout' stream; differentiated with respect to params.
     ema_momentum: the momentum of the EMA teacher the loss reads, None when it reads none.
   """
   targets: Callable[[Any, Any, Array], dict[str, Array]]
-  loss: Callable[[Any, Any, Mapping[str, Array], Mapping[str, Array]],
+  loss: Callable[[Any, Any, Mapping[str, Array], Mapping[str, Array], Array],
                  tuple[Array, tuple[dict[str, Array], Any]]]
   ema_momentum: float | None
 
 
-def make(model: Any, config: Any, imagenet_teacher: resnet.ResNet | None = None) -> Objective:
+def make(model: Any, config: Any,
+         imagenet_teacher: backbones.Backbone | None = None) -> Objective:
   """The objective of the loss configuration `config` (its `kind`) for `model`.
 
   Args:
-    model: a `retrieval.RetrievalModel` ('retrieval') or a `resnet.ResNet` with a classifier
+    model: a `retrieval.RetrievalModel` ('retrieval') or a backbone with a classifier
       ('classification').
     config: the `loss` block of an experiment config.
-    imagenet_teacher: the frozen pretrained ResNet (with `fc`) for SAKE's online targets; its
+    imagenet_teacher: the frozen pretrained backbone (with `fc`) for SAKE's online targets; its
       variables are `frozen['imagenet_teacher']`.
   """
   if config.kind == "classification":
@@ -142,16 +145,16 @@ def make(model: Any, config: Any, imagenet_teacher: resnet.ResNet | None = None)
   raise ValueError(f"unknown loss kind {config.kind!r}; choose 'retrieval' or 'classification'")
 
 
-def classification(model: resnet.ResNet) -> Objective:
+def classification(model: backbones.Backbone) -> Objective:
   """Mean softmax cross-entropy of `model`'s logits for batch 'image' and 'label' (B,) int32.
 
   metrics: 'loss' and 'accuracy' (top-1 of the batch, before the update).
   """
-  def loss(params, batch_stats, batch, targets):
+  def loss(params, batch_stats, batch, targets, rng):
     del targets  # A classifier learns from its labels alone.
     (_, logits), updates = model.apply({"params": params, "batch_stats": batch_stats},
                                        batch["image"], train=True, with_logits=True,
-                                       mutable=["batch_stats"])
+                                       mutable=["batch_stats"], rngs={"dropout": rng})
     value = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
     return value, ({"loss": value, "accuracy": accuracy}, updates["batch_stats"])
@@ -160,7 +163,7 @@ def classification(model: resnet.ResNet) -> Objective:
 
 
 def retrieval_objective(model: retrieval.RetrievalModel, config: Any,
-                        imagenet_teacher: resnet.ResNet | None = None) -> Objective:
+                        imagenet_teacher: backbones.Backbone | None = None) -> Objective:
   """`total_loss` of a recipe for the retrieval model (student and EMA teacher share it).
 
   The batch holds 'image' (B, H, W, 3) float32, 'label', 'domain' and 'partner' (B,) int32.
@@ -180,9 +183,10 @@ def retrieval_objective(model: retrieval.RetrievalModel, config: Any,
       step_targets["ema_seen_logits"] = jax.lax.stop_gradient(seen_logits)
     return step_targets
 
-  def loss(params, batch_stats, batch, step_targets):
+  def loss(params, batch_stats, batch, step_targets, rng):
     e, updates = model.apply({"params": params, "batch_stats": batch_stats}, batch["image"],
-                             train=True, method=model.encode, mutable=["batch_stats"])
+                             train=True, method=model.encode, mutable=["batch_stats"],
+                             rngs={"dropout": rng})
     heads = lambda e: model.apply({"params": params}, e, method=model.heads)
     value, metrics = total_loss(e, heads, batch, step_targets, config)
     return value, (metrics, updates["batch_stats"])

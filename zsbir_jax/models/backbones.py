@@ -15,8 +15,7 @@ EFFICIENTNET_LITE = "efficientnet_lite"
 # ResNet: torchvision's ImageNet mean/std (of x / 255); EfficientNet-Lite: the TensorFlow
 # original's (x - 127) / 128, which `efficientnet-lite-pytorch`'s weights keep.
 INPUT_NORMALIZATION = {
-    RESNET: (tuple(255 * m for m in augment.IMAGENET_MEAN),
-             tuple(255 * s for s in augment.IMAGENET_STD)),
+    RESNET: (augment.IMAGENET_PIXEL_MEAN, augment.IMAGENET_PIXEL_STD),
     EFFICIENTNET_LITE: ((127.0,) * 3, (128.0,) * 3),
 }
 

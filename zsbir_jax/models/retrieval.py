@@ -120,24 +120,41 @@ def svd_init(params: dict[str, Any], fc_kernel: np.ndarray,
 
 
 SPEC_FILE = "model.json"
+INPUT_KEYS = ("input_mean", "input_std")
 
 
-def save_spec(model: RetrievalModel, directory: str) -> None:
-  """Writes the model's attributes to `<directory>/model.json`, so tools can rebuild it."""
+def save_spec(model: RetrievalModel, directory: str, input_mean: tuple[float, float, float],
+              input_std: tuple[float, float, float]) -> None:
+  """Writes `<directory>/model.json`: the model's attributes, so tools can rebuild it, and the
+  input normalisation it was trained with (per RGB channel, pixel units; the backbone's), so
+  that evaluating the run needs no flag for it."""
   spec = {"family": model.family, "depth": model.depth, "variant": model.variant,
           "width": model.width, "embed_dim": model.embed_dim,
           "num_seen_classes": model.num_seen_classes,
           "num_teacher_classes": model.num_teacher_classes,
-          "dtype": jnp.dtype(model.dtype).name, "remat": model.remat}
+          "dtype": jnp.dtype(model.dtype).name, "remat": model.remat,
+          "input_mean": list(map(float, input_mean)), "input_std": list(map(float, input_std))}
   with open(os.path.join(directory, SPEC_FILE), "w") as f:
     json.dump(spec, f, indent=2)
 
 
-def load_spec(directory: str) -> RetrievalModel:
-  """The RetrievalModel described by `<directory>/model.json` (written by `save_spec`)."""
+def read_spec(directory: str) -> dict[str, Any]:
+  """The contents of `<directory>/model.json` (written by `save_spec`)."""
   path = os.path.join(directory, SPEC_FILE)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"no {SPEC_FILE} in {directory}: not a training workdir")
   with open(path) as f:
-    spec = json.load(f)
+    return json.load(f)
+
+
+def load_spec(directory: str) -> RetrievalModel:
+  """The RetrievalModel described by `<directory>/model.json`."""
+  spec = {k: v for k, v in read_spec(directory).items() if k not in INPUT_KEYS}
   return RetrievalModel(**dict(spec, dtype=jnp.dtype(spec["dtype"])))
+
+
+def input_normalization(spec: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(input_mean, input_std) of a model.json's contents; runs written before they were recorded
+  take their family's (`backbones.INPUT_NORMALIZATION`)."""
+  mean, std = backbones.INPUT_NORMALIZATION[spec.get("family", backbones.RESNET)]
+  return tuple(spec.get("input_mean", mean)), tuple(spec.get("input_std", std))

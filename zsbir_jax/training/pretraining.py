@@ -1,7 +1,8 @@
-"""Supervised pretraining of a ResNet classifier on a photo-only set (the ImageNet stand-in).
+"""Supervised pretraining of a backbone classifier on a photo-only set (the ImageNet stand-in).
 
 On the synthetic benchmark, the ImageNet-pretrained ResNet of EFF/BKD/SAKE is replaced by a
-`resnet.ResNet` trained here from scratch on the photo-only pretraining classes
+backbone of either family (`backbones.make`) trained here from scratch on the photo-only
+pretraining classes, with its family's input normalisation
 (`lists.load_pretrain`); its `fc` head then plays the 1000-way ImageNet classifier (teacher
 knowledge, SVD-initialised heads). `pretrained.save` writes the result in the directory format
 the trainer starts from.
@@ -11,7 +12,8 @@ the batches are `pipeline.train_dataset` over a `sampler.ShuffleSampler` (a fres
 the photos every epoch, SAKE's augmentation keyed by batch position, so the stream depends only
 on the seed, never on the worker or process count) and the update is `train_step`'s.
 
-`config` is an experiments/configs/pretrain_backbone.py config: `model` (depth, width), `data`
+`config` is an experiments/configs/pretrain_backbone.py config: `model` (backbone, depth,
+variant, width), `data`
 (image_size, batch_size, eval_batch_size, workers), `optim` (`optim.make_optimizer`'s block;
 `optim.epochs` is the training length), `loss` (kind 'classification'), `seed` (initialisation,
 epoch permutations and augmentation) and `log_every` (steps between history entries).
@@ -33,8 +35,8 @@ from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
 from zsbir_jax.data import sampler as sampler_lib
 from zsbir_jax.data import source
+from zsbir_jax.models import backbones
 from zsbir_jax.models import pretrained
-from zsbir_jax.models import resnet
 from zsbir_jax.training import optim
 from zsbir_jax.training import train_state
 from zsbir_jax.training import train_step as train_step_lib
@@ -60,15 +62,22 @@ class PretrainResult:
   steps: int
 
 
-def predict_logits(model: resnet.ResNet, variables: dict[str, Any], records, image_size: int,
-                   batch_size: int, mesh: jax.sharding.Mesh, workers: int = 0) -> np.ndarray:
+def predict_logits(model: backbones.Backbone, variables: dict[str, Any], records,
+                   input_config: augment.AugmentConfig, batch_size: int, mesh: jax.sharding.Mesh,
+                   workers: int = 0) -> np.ndarray:
   """(N, classes) eval-mode logits of `records` (no augmentation), in record order."""
   return inference.predict_records(lambda v, x: model.apply(v, x, with_logits=True)[1],
-                                   variables, records, augment.AugmentConfig(size=image_size),
-                                   batch_size, mesh=mesh, workers=workers)
+                                   variables, records, input_config, batch_size, mesh=mesh,
+                                   workers=workers)
 
 
-def init_variables(model: resnet.ResNet, seed: int, image_size: int) -> dict[str, Any]:
+def input_config(config: ml_collections.ConfigDict) -> augment.AugmentConfig:
+  """The input size of the run and its backbone family's normalisation."""
+  mean, std = backbones.INPUT_NORMALIZATION[config.model.backbone]
+  return augment.AugmentConfig(size=config.data.image_size, input_mean=mean, input_std=std)
+
+
+def init_variables(model: backbones.Backbone, seed: int, image_size: int) -> dict[str, Any]:
   """Fresh {'params', 'batch_stats'} of `model`, initialised under jit from an 'rbg' key.
 
   Jitted, as in `train_state.create`: one compiled program instead of op-by-op dispatch. The
@@ -84,7 +93,8 @@ def init_variables(model: resnet.ResNet, seed: int, image_size: int) -> dict[str
 def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
              mesh: jax.sharding.Mesh | None = None,
              report: Callable[[dict[str, float]], None] | None = None) -> PretrainResult:
-  """Trains ResNet(num_classes=len(data.classes)) on data.train; validates on data.val.
+  """Trains the config's backbone (num_classes=len(data.classes)) on data.train; validates on
+  data.val.
 
   Args:
     data: the photo-only pretraining set.
@@ -93,14 +103,15 @@ def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
     report: called with each history entry as it is made (progress printing).
   """
   mesh = sharding.make_mesh() if mesh is None else mesh
-  model = resnet.ResNet(depth=config.model.depth, width=config.model.width,
-                        num_classes=len(data.classes))
+  model = backbones.make(config.model.backbone, config.model.depth, config.model.variant,
+                         config.model.width, num_classes=len(data.classes))
+  inputs = input_config(config)
   photos = source.RecordSource(data.train)
   sampler = sampler_lib.ShuffleSampler(len(photos), config.data.batch_size, config.seed)
   per_epoch = sampler.steps_per_epoch
   num_steps = config.optim.epochs * per_epoch
   dataset = pipeline.train_dataset(
-      photos, sampler, augment.AugmentConfig(size=config.data.image_size), seed=config.seed,
+      photos, sampler, inputs, seed=config.seed,
       num_epochs=config.optim.epochs, process_index=jax.process_index(),
       process_count=jax.process_count())
 
@@ -111,7 +122,8 @@ def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
   shardings = sharding.state_shardings(state, mesh)
   state = sharding.put_global(state, shardings)
   step_fn = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(model, optimizer, config.loss), mesh, shardings)
+      train_step_lib.make_train_step(model, optimizer, config.loss, seed=config.seed), mesh,
+      shardings)
 
   history, window = [], []
   start = window_start = time.time()
@@ -135,8 +147,8 @@ def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
       window, window_items, window_start = [], 0, now
 
   variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
-  val_logits = predict_logits(model, variables, data.val, config.data.image_size,
-                              config.data.eval_batch_size, mesh, config.data.workers)
+  val_logits = predict_logits(model, variables, data.val, inputs, config.data.eval_batch_size,
+                              mesh, config.data.workers)
   labels = np.array([r.label for r in data.val])
   val_accuracy = float(np.mean(np.argmax(val_logits, axis=1) == labels))
   return PretrainResult(variables=variables, history=history, val_logits=val_logits,
@@ -146,7 +158,10 @@ def pretrain(data: lists.PretrainData, config: ml_collections.ConfigDict,
 def backbone_spec(config: ml_collections.ConfigDict,
                   result: PretrainResult) -> pretrained.BackboneSpec:
   """What `pretrained.save` records with `result`: the model and where it came from."""
+  inputs = input_config(config)
   return pretrained.BackboneSpec(
-      depth=config.model.depth, width=config.model.width, num_classes=result.val_logits.shape[1],
+      family=config.model.backbone, depth=config.model.depth, variant=config.model.variant,
+      width=config.model.width, num_classes=result.val_logits.shape[1],
+      input_mean=inputs.input_mean, input_std=inputs.input_std,
       source=(f"synthetic-pretrain:seed={config.seed}:steps={result.steps}"
               f":val_acc={result.val_accuracy:.2f}"))

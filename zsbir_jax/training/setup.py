@@ -2,7 +2,10 @@
 
 `prepare(config)` reads the split, the pretrained backbone and the knowledge table, builds
 the sampler, the model and the evaluators, and raises ConfigError on anything that cannot work,
-so that a bad run fails in seconds and not after compilation.
+so that a bad run fails in seconds and not after compilation. The backbone family and size are
+the config's (`config.model`: backbone, depth, variant, width); a pretrained-backbone directory
+must hold that architecture (a mismatch is a ConfigError, never a silent switch), and its
+recorded input normalisation is the run's.
 """
 import dataclasses
 import os
@@ -17,6 +20,7 @@ from zsbir_jax.data import lists
 from zsbir_jax.data import sampler as sampler_lib
 from zsbir_jax.data import source
 from zsbir_jax.method import knowledge
+from zsbir_jax.models import backbones
 from zsbir_jax.models import pretrained
 from zsbir_jax.models import retrieval
 from zsbir_jax.training import evaluators
@@ -37,6 +41,9 @@ class Setup:
   backbone: tuple[dict, pretrained.BackboneSpec] | None
   frozen: dict[str, np.ndarray]
   evaluators: dict[str, evaluators.Evaluator]
+  # Input size, sketch framing and normalisation of training and evaluation: the normalisation
+  # is the pretrained backbone's record (backbone.json), else its family's.
+  input_config: augment.AugmentConfig
 
 
 def prepare(config) -> Setup:
@@ -66,13 +73,23 @@ def prepare(config) -> Setup:
   except ValueError as e:
     raise ConfigError(f"P x K sampling impossible for split {data_config.split}: {e}") from e
 
+  model_config = config.model
+  if model_config.backbone not in backbones.INPUT_NORMALIZATION:
+    raise ConfigError(f"unknown --config.model.backbone={model_config.backbone!r}, expected one "
+                      f"of {sorted(backbones.INPUT_NORMALIZATION)}")
   backbone = pretrained.load(config.init.backbone) if config.init.backbone else None
   num_teacher_classes = backbone[1].num_classes if backbone else config.init.num_teacher_classes
-  if backbone and (backbone[1].depth, backbone[1].width) != (config.model.depth,
-                                                               config.model.width):
-    raise ConfigError(f"backbone {config.init.backbone} is a ResNet-{backbone[1].depth} x"
-                      f"{backbone[1].width}, the config asks for ResNet-{config.model.depth} x"
-                      f"{config.model.width}")
+  if backbone:
+    ours = architecture(model_config.backbone, model_config.depth, model_config.variant,
+                        model_config.width)
+    theirs = architecture(backbone[1].family, backbone[1].depth, backbone[1].variant,
+                          backbone[1].width)
+    if ours != theirs:
+      raise ConfigError(f"backbone {config.init.backbone} is {theirs}, the config asks for "
+                        f"{ours}: set --config.model.* to the backbone's (its backbone.json)")
+    input_mean, input_std = backbone[1].input_mean, backbone[1].input_std
+  else:
+    input_mean, input_std = backbones.INPUT_NORMALIZATION[model_config.backbone]
   loss = config.loss
   frozen = {}
   if loss.skp.weight and loss.skp.targets == "classwise":
@@ -97,20 +114,26 @@ def prepare(config) -> Setup:
     raise ConfigError("recipe none evaluates the pretrained backbone: set --config.init.backbone")
 
   model = retrieval.RetrievalModel(
-      depth=config.model.depth, width=config.model.width, embed_dim=config.model.embed_dim,
+      family=model_config.backbone, depth=model_config.depth, variant=model_config.variant,
+      width=model_config.width, embed_dim=model_config.embed_dim,
       num_seen_classes=len(split.seen_classes), num_teacher_classes=num_teacher_classes,
-      dtype=jnp.dtype(config.model.dtype), remat=config.model.remat)
+      dtype=jnp.dtype(model_config.dtype), remat=model_config.remat)
   total_steps = 0 if config.recipe == "none" else config.optim.epochs * sampler.steps_per_epoch
+  inputs = augment.AugmentConfig(size=data_config.image_size,
+                                 crop_sketch_to_ink=data_config.crop_sketch_to_ink,
+                                 input_mean=input_mean, input_std=input_std)
   try:
-    evals = evaluators.build(config.evals, split, input_config(config),
-                             data_config.eval_batch_size, sampler.steps_per_epoch)
+    evals = evaluators.build(config.evals, split, inputs, data_config.eval_batch_size,
+                             sampler.steps_per_epoch)
   except ValueError as e:
     raise ConfigError(str(e)) from e
   return Setup(model=model, sampler=sampler, train_source=train_source, split=split,
-               total_steps=total_steps, backbone=backbone, frozen=frozen, evaluators=evals)
+               total_steps=total_steps, backbone=backbone, frozen=frozen, evaluators=evals,
+               input_config=inputs)
 
 
-def input_config(config) -> augment.AugmentConfig:
-  """The input size and sketch framing of training and evaluation."""
-  return augment.AugmentConfig(size=config.data.image_size,
-                               crop_sketch_to_ink=config.data.crop_sketch_to_ink)
+def architecture(family: str, depth: int, variant: int, width: float) -> str:
+  """A backbone's name, e.g. 'ResNet-18 x0.25' or 'EfficientNet-Lite0 x1.0'."""
+  if family == backbones.RESNET:
+    return f"ResNet-{depth} x{width}"
+  return f"EfficientNet-Lite{variant} x{width}"

@@ -41,10 +41,11 @@ def create(
   Args:
     model: the retrieval model.
     optimizer: from `optim.make_optimizer`.
-    rng: a `jax.random.PRNGKey` for the initialisation (no step is stochastic, so the state
-      keeps no key).
+    rng: a `jax.random.PRNGKey` for the initialisation (a step's random key is a function of
+      its step number, see `train_step`, so the state keeps no key).
     image_size: the side of the (square) training images, for shape inference.
-    pretrained_backbone: `resnet.ResNet` variables with an `fc` of model.num_teacher_classes.
+    pretrained_backbone: the variables of a backbone of the model's family and size with an
+      `fc` of model.num_teacher_classes (`retrieval.from_pretrained`).
     with_teacher: start an EMA teacher equal to the student.
     frozen: constants for the losses (see module docstring).
   """

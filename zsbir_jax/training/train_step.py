@@ -14,7 +14,7 @@ import optax
 from zsbir_jax import sharding
 from zsbir_jax.method import ema
 from zsbir_jax.method import objective
-from zsbir_jax.models import resnet
+from zsbir_jax.models import backbones
 from zsbir_jax.training import train_state
 
 Batch = dict[str, jax.Array]
@@ -24,17 +24,21 @@ def make_train_step(
     model: Any,
     optimizer: optax.GradientTransformation,
     loss_config: Any,
-    imagenet_teacher: resnet.ResNet | None = None,
+    imagenet_teacher: backbones.Backbone | None = None,
+    seed: int = 0,
 ):
   """The pure training step of a loss configuration (see `objective.make`).
 
   Args:
     model: the model the loss configuration trains (a `retrieval.RetrievalModel` for the
-      recipes, a `resnet.ResNet` for classification); an EMA teacher shares it.
+      recipes, a backbone with a classifier for classification); an EMA teacher shares it.
     optimizer: from `optim.make_optimizer`.
     loss_config: the `loss` block of the experiment config.
-    imagenet_teacher: the frozen pretrained ResNet (with `fc`) for SAKE's online targets; its
+    imagenet_teacher: the frozen pretrained backbone (with `fc`) for SAKE's online targets; its
       variables are `state.frozen['imagenet_teacher']`.
+    seed: the step's random key (EfficientNet-Lite's drop-connect and dropout; a ResNet draws
+      none) is fold_in(PRNGKey(seed), state.step): a function of the step alone, so a resumed
+      run draws what the uninterrupted one did, and the state needs no key.
 
   Returns:
     train_step(state, batch) -> (new state, metrics dict of scalars, with 'grad_norm').
@@ -43,8 +47,9 @@ def make_train_step(
 
   def train_step(state: train_state.TrainState, batch: Batch):
     targets = recipe.targets(state.frozen, state.teacher, batch["image"])
+    rng = jax.random.fold_in(jax.random.PRNGKey(seed), state.step)
     (_, (metrics, batch_stats)), grads = jax.value_and_grad(recipe.loss, has_aux=True)(
-        state.params, state.batch_stats, batch, targets)
+        state.params, state.batch_stats, batch, targets, rng)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     teacher = state.teacher

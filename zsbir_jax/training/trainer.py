@@ -60,7 +60,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   setup = setup_lib.prepare(config)
   model, sampler = setup.model, setup.sampler
   if jax.process_index() == 0:
-    retrieval.save_spec(model, workdir)
+    retrieval.save_spec(model, workdir, setup.input_config.input_mean,
+                        setup.input_config.input_std)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
   log(f"{jax.process_count()} processes, {jax.device_count()} devices; "
@@ -78,11 +79,12 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   state_shardings = sharding.state_shardings(initial_state, mesh, config.sharding.fsdp_min_size)
   imagenet_teacher = setup.backbone[1].model() if setup.backbone else None
   step_fn = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(model, optimizer, config.loss, imagenet_teacher),
+      train_step_lib.make_train_step(model, optimizer, config.loss, imagenet_teacher,
+                                     seed=config.seed),
       mesh, state_shardings)
 
   dataset = pipeline.train_dataset(
-      setup.train_source, sampler, setup_lib.input_config(config), seed=config.seed,
+      setup.train_source, sampler, setup.input_config, seed=config.seed,
       num_epochs=max(config.optim.epochs, 1), process_index=jax.process_index(),
       process_count=jax.process_count())
   iterator = pipeline.make_iterator(dataset, num_workers=config.data.workers,
