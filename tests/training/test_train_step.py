@@ -8,7 +8,7 @@ from experiments.configs import common
 from zsbir_jax import domains
 from zsbir_jax import sharding
 from zsbir_jax.data import sampler
-from zsbir_jax.models import resnet
+from zsbir_jax.models import backbones
 from zsbir_jax.models import retrieval
 from zsbir_jax.training import optim
 from zsbir_jax.training import train_state
@@ -25,11 +25,11 @@ def tiny_config(recipe: str, **optim_overrides):
   return config
 
 
-def tiny_state(config, seed=0):
+def tiny_state(config, seed=0, family=backbones.RESNET):
   """A small model, a 'pretrained' random backbone, class-wise targets and the frozen teacher."""
-  model = retrieval.RetrievalModel(depth=18, width=0.125, embed_dim=16,
+  model = retrieval.RetrievalModel(family=family, depth=18, width=0.125, embed_dim=16,
                                    num_seen_classes=NUM_SEEN, num_teacher_classes=NUM_TEACHER)
-  backbone = resnet.ResNet(depth=18, width=0.125, num_classes=NUM_TEACHER)
+  backbone = backbones.make(family, depth=18, width=0.125, num_classes=NUM_TEACHER)
   backbone_vars = backbone.init(jax.random.PRNGKey(seed + 1), jnp.zeros((1, SIZE, SIZE, 3)))
   targets = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(seed + 2), (NUM_SEEN, NUM_TEACHER)))
   frozen = {"class_targets": targets}
@@ -50,8 +50,8 @@ def pk_batch(seed=0, classes=(0, 1, 2, 3), k=2):
   return dict(layout, image=images)
 
 
-def run_steps(config, devices, fsdp_min_size=None, num_steps=2):
-  state, step = tiny_state(config)
+def run_steps(config, devices, fsdp_min_size=None, num_steps=2, family=backbones.RESNET):
+  state, step = tiny_state(config, family=family)
   mesh = sharding.make_mesh(devices)
   shardings = sharding.state_shardings(state, mesh, fsdp_min_size)
   state = jax.device_put(state, shardings)
@@ -94,6 +94,30 @@ def test_full_recipe_is_the_same_on_8_devices_as_on_1(full_on_one_device):
   # Batch norm statistics are global: per-device statistics over 2 of the 16 items would differ
   # from the global ones by far more than 1e-6.
   assert_trees_close(state8.batch_stats, state1.batch_stats, 1e-6)
+
+
+def test_efficientnet_lite_full_recipe_is_the_same_on_8_devices_as_on_1():
+  """Drop-connect draws from the step's key: the same examples drop on 8 devices as on 1."""
+  lite = dict(family=backbones.EFFICIENTNET_LITE, fsdp_min_size=256)
+  state1, metrics1, _ = run_steps(tiny_config("full"), jax.devices()[:1], **lite)
+  state8, metrics8, sharded = run_steps(tiny_config("full"), jax.devices(), **lite)
+  assert_trees_close(state8, state1, STATE_RTOL)
+  assert_trees_close(metrics8, metrics1, 1e-5)
+  assert not sharded.params["backbone"]["conv_head"]["kernel"].sharding.is_fully_replicated
+
+
+def test_the_dropout_key_is_the_steps():
+  """EfficientNet-Lite's training forward depends on the step number (its drop-connect key) and
+  on nothing else; a ResNet's does not depend on it at all."""
+  for family, depends in ((backbones.EFFICIENTNET_LITE, True), (backbones.RESNET, False)):
+    state, step = tiny_state(tiny_config("ce"), family=family)
+    step = jax.jit(step)
+    batch = pk_batch()
+    _, first = step(state, batch)
+    _, again = step(state, batch)
+    _, later = step(state.replace(step=state.step + 1), batch)
+    assert first["loss"] == again["loss"]
+    assert (first["loss"] != later["loss"]) == depends, family
 
 
 def test_fsdp_splits_large_leaves_and_changes_nothing(full_on_one_device):
