@@ -1,9 +1,8 @@
 """Supervised pretraining of a backbone classifier on a photo-only set (the ImageNet stand-in).
 
 On the synthetic benchmark, the ImageNet-pretrained ResNet of EFF/BKD/SAKE is replaced by a
-backbone of either family (`backbones.make`) trained here from scratch on the photo-only
-pretraining classes, with its family's input normalisation
-(`lists.load_pretrain`); its `fc` head then plays the 1000-way ImageNet classifier (teacher
+backbone of either family (`backbones.make`, with its family's input normalisation) trained
+here from scratch on the photo-only pretraining classes (`lists.load_pretrain`); its `fc` head then plays the 1000-way ImageNet classifier (teacher
 knowledge, SVD-initialised heads). `pretrained.save` writes the result in the directory format
 the trainer starts from.
 
@@ -13,10 +12,10 @@ the photos every epoch, SAKE's augmentation keyed by batch position, so the stre
 on the seed, never on the worker or process count) and the update is `train_step`'s.
 
 `config` is an experiments/configs/pretrain_backbone.py config: `model` (backbone, depth,
-variant, width), `data`
-(image_size, batch_size, eval_batch_size, workers), `optim` (`optim.make_optimizer`'s block;
-`optim.epochs` is the training length), `loss` (kind 'classification'), `seed` (initialisation,
-epoch permutations and augmentation) and `log_every` (steps between history entries).
+variant, width), `data` (image_size, batch_size, eval_batch_size, workers), `optim`
+(`optim.make_optimizer`'s block; `optim.epochs` is the training length), `loss` (kind
+'classification'), `seed` (initialisation, epoch permutations and augmentation) and `log_every`
+(steps between history entries).
 """
 import dataclasses
 import time
