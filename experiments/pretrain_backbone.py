@@ -4,9 +4,9 @@ r"""Pretrains the synthetic benchmark's backbone on its photo-only set (the Imag
   python -m experiments.pretrain_backbone --root=runs/synthetic_data \
       --output=runs/synthetic_pretrained
 
-Trains the config's backbone (num_classes = pretraining classes) with softmax cross-entropy and SAKE's
-augmentation (zsbir_jax/training/pretraining.py), prints progress and the validation accuracy,
-and writes a `pretrained.save` directory for `--config.init.backbone` and
+Trains the config's backbone (num_classes = pretraining classes) with softmax cross-entropy and
+SAKE's augmentation (zsbir_jax/training/pretraining.py), prints progress and the validation
+accuracy, and writes a `pretrained.save` directory for `--config.init.backbone` and
 `experiments.prepare_knowledge`. An existing output is never overwritten. The run is
 experiments/configs/pretrain_backbone.py (the default --config); override any value with
 --config.x.y=value, e.g. --config.optim.epochs=6.

@@ -5,9 +5,10 @@ horizontal flip, independent x/y scales in [0.7, 1.3], a rotation in [-30, 30] d
 translations in [-10, 10] px (skimage `AffineTransform` + `warp`, applied to the image at its
 stored size, here with probability 0.7 as a whole), then resizes to 224 x 224 and normalises
 with ImageNet mean/std; here the normalisation is the backbone's (`AugmentConfig.input_mean`,
-`input_std`: ImageNet's for a ResNet, (x - 127) / 128 for EfficientNet-Lite). Here flip, affine map and resize are composed into one 3 x 3 matrix from
-output to source coordinates and applied by a single bilinear `Image.transform`, which is both
-faster and one interpolation instead of two. Items left unaugmented are resized with PIL's
+`input_std`: ImageNet's for a ResNet, (x - 127) / 128 for EfficientNet-Lite). Here flip, affine
+map and resize are composed into one 3 x 3 matrix from output to source coordinates and applied
+by a single bilinear `Image.transform`, which is both faster and one interpolation instead of
+two. Items left unaugmented are resized with PIL's
 antialiased bilinear `resize`, exactly as torchvision's `Resize` (SAKE's evaluation transform).
 
 Differences from SAKE, by choice: rotation and scaling act about the image centre

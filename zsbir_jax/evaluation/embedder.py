@@ -1,8 +1,9 @@
 """A training run's retrieval model, restored for inference, and its embeddings of image lists.
 
 `load_embedder` restores a run's model (`model.json`, with the input normalisation it was
-trained with, a checkpoint, the input size and sketch framing of its `config.json`); `extract` runs the jitted, sharded `retrieval.embed` over records
-with `inference.predict_records` (every item exactly once, in order).
+trained with, a checkpoint, the input size and sketch framing of its `config.json`); `extract`
+runs the jitted, sharded `retrieval.embed` over records with `inference.predict_records` (every
+item exactly once, in order).
 """
 from collections.abc import Sequence
 import dataclasses
@@ -35,8 +36,8 @@ def load_embedder(workdir: str, which: str = "best", image_size: int | None = No
   """Restores the `which` checkpoint of the training run in `workdir`.
 
   The input normalisation is the run's (`model.json`), the input size and sketch framing too
-  (`config.json`, data.image_size and data.crop_sketch_to_ink); `image_size` overrides the size, and is required when the run has
-  no config.json.
+  (`config.json`, data.image_size and data.crop_sketch_to_ink); `image_size` overrides the
+  size, and is required when the run has no config.json.
   """
   model, spec = retrieval.load_spec(workdir), retrieval.read_spec(workdir)
   config_path = os.path.join(workdir, CONFIG_FILE)

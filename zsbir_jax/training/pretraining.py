@@ -2,9 +2,9 @@
 
 On the synthetic benchmark, the ImageNet-pretrained ResNet of EFF/BKD/SAKE is replaced by a
 backbone of either family (`backbones.make`, with its family's input normalisation) trained
-here from scratch on the photo-only pretraining classes (`lists.load_pretrain`); its `fc` head then plays the 1000-way ImageNet classifier (teacher
-knowledge, SVD-initialised heads). `pretrained.save` writes the result in the directory format
-the trainer starts from.
+here from scratch on the photo-only pretraining classes (`lists.load_pretrain`); its `fc` head
+then plays the 1000-way ImageNet classifier (teacher knowledge, SVD-initialised heads).
+`pretrained.save` writes the result in the directory format the trainer starts from.
 
 It is the training engine with a classification loss configuration (`objective.classification`):
 the batches are `pipeline.train_dataset` over a `sampler.ShuffleSampler` (a fresh permutation of
