@@ -54,6 +54,24 @@ def model_variables(state: train_state.TrainState) -> dict:
   return {"params": state.params, "batch_stats": state.batch_stats}
 
 
+def make_step(config, setup: setup_lib.Setup, mesh: jax.sharding.Mesh):
+  """The fresh state on the host, its shardings on `mesh` and the compiled training step.
+
+  The fresh state is where a new run starts and the template a resumed run restores into.
+  """
+  optimizer = optim.make_optimizer(config.optim, setup.sampler.steps_per_epoch)
+  initial_state = train_state.create(
+      setup.model, optimizer, jax.random.PRNGKey(config.seed), config.data.image_size,
+      pretrained_backbone=setup.backbone[0] if setup.backbone else None,
+      with_teacher=bool(config.loss.kd.weight), frozen=setup.frozen)
+  state_shardings = sharding.state_shardings(initial_state, mesh, config.sharding.fsdp_min_size)
+  imagenet_teacher = setup.backbone[1].model() if setup.backbone else None
+  step_fn = train_step_lib.jit_train_step(
+      train_step_lib.make_train_step(setup.model, optimizer, config.loss, imagenet_teacher),
+      mesh, state_shardings)
+  return initial_state, state_shardings, step_fn
+
+
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Runs (or resumes) training in `workdir`; returns the final state."""
   os.makedirs(workdir, exist_ok=True)
@@ -67,19 +85,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
       f"{len(setup.train_source)} training items, {sampler}, {setup.total_steps} steps")
 
   mesh = sharding.make_mesh()
-  optimizer = optim.make_optimizer(config.optim, sampler.steps_per_epoch)
   learning_rate = optim.step_learning_rate(config.optim, sampler.steps_per_epoch)
-  # The fresh state on the host: where a new run starts, and the template a resumed run
-  # restores into.
-  initial_state = train_state.create(
-      model, optimizer, jax.random.PRNGKey(config.seed), config.data.image_size,
-      pretrained_backbone=setup.backbone[0] if setup.backbone else None,
-      with_teacher=bool(config.loss.kd.weight), frozen=setup.frozen)
-  state_shardings = sharding.state_shardings(initial_state, mesh, config.sharding.fsdp_min_size)
-  imagenet_teacher = setup.backbone[1].model() if setup.backbone else None
-  step_fn = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(model, optimizer, config.loss, imagenet_teacher),
-      mesh, state_shardings)
+  initial_state, state_shardings, step_fn = make_step(config, setup, mesh)
 
   dataset = pipeline.train_dataset(
       setup.train_source, sampler, setup_lib.input_config(config), seed=config.seed,
