@@ -130,17 +130,34 @@ def test_config_errors_come_before_any_compute(inputs, tmp_path):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(inputs, tmp_path):
+  """Metrics are fetched late (at log steps, before saves): the stop names the step and the
+  range checked, and nothing non-finite is saved, whichever check finds it."""
   trainer.train_and_evaluate(make_config("full", overrides(inputs, **{"optim.epochs": 1})),
-                           str(tmp_path))
+                             str(tmp_path))
   before, step = final_variables(tmp_path)
   assert step == 4
-  with pytest.raises(FloatingPointError, match=r"non-finite loss at step 5: \{'loss': nan, "
-                     r"'loss_quad': nan\}"):
-    trainer.train_and_evaluate(make_config("full", overrides(inputs, **{"loss.quad.margin": float(
-        "nan"), "optim.epochs": 2})), str(tmp_path))
-  after, step = final_variables(tmp_path)
-  assert step == 4
-  jax.tree.map(np.testing.assert_array_equal, after, before)
+  saved = sorted(os.listdir(tmp_path / "checkpoints"))
+
+  def stops(match, **extra):
+    with pytest.raises(FloatingPointError, match=match):
+      trainer.train_and_evaluate(make_config("full", overrides(inputs, **{
+          "optim.epochs": 2, **extra})), str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == saved
+    after, step = final_variables(tmp_path)
+    assert step == 4
+    jax.tree.map(np.testing.assert_array_equal, after, before)
+
+  nan_margin = {"loss.quad.margin": float("nan")}
+  # Found at the log step 6, once step 7 is dispatched.
+  stops(r"non-finite loss at step 5 \(found checking steps 5-6\): \{'loss': nan, "
+        r"'loss_quad': nan\}", **nan_margin,
+        **{"train.log_every": 3, "train.checkpoint_every": 100})
+  # Found before the save of step 8, logging off.
+  stops(r"non-finite loss at step 5 \(found checking steps 5-8\)", **nan_margin,
+        **{"train.log_every": 100, "train.checkpoint_every": 100})
+  # An infinite learning rate: the loss of step 5 is finite, the state after it is not.
+  stops(r"non-finite values in the state of step 5, from an update of steps 5-5",
+        **{"optim.lr": float("inf"), "train.log_every": 100, "train.checkpoint_every": 5})
 
 
 def wait_for(predicate, process, timeout=240):

@@ -13,6 +13,7 @@ import time
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 
 from zsbir_jax import sharding
 from zsbir_jax.data import pipeline
@@ -32,12 +33,61 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def check_finite(step: int, metrics: dict[str, float]) -> None:
-  """Stops the run on a NaN or inf loss, naming the step and the terms."""
-  bad = {k: v for k, v in metrics.items() if k.startswith("loss") and not math.isfinite(v)}
-  if bad:
+def check_finite(window: list[tuple[int, dict[str, float]]]) -> None:
+  """Stops the run on a NaN or inf loss among `window`'s (step, metrics), checked together.
+
+  Names the first bad step and the range it was found in: metrics stay on the devices until
+  they are needed (`PendingMetrics`), so a bad step is found at the next check, not at once.
+  """
+  for step, metrics in window:
+    bad = {k: v for k, v in metrics.items() if k.startswith("loss") and not math.isfinite(v)}
+    if bad:
+      raise FloatingPointError(
+          f"non-finite loss at step {step} (found checking steps {window[0][0]}-"
+          f"{window[-1][0]}): {bad}; stopping (the last checkpoint is untouched)")
+
+
+@jax.jit
+def all_finite(tree) -> jax.Array:
+  """Whether every floating-point value of `tree` is finite: one scalar, reduced on the devices."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
+
+
+def check_finite_state(state: train_state.TrainState, step: int, since: int) -> None:
+  """Stops the run before a save of a state with a NaN or inf (`since`: the last state checked).
+
+  A finite loss at step s does not prove the update of step s finite (an overflowing gradient or
+  learning rate); this looks at the state itself before it is written.
+  """
+  if not bool(all_finite(state)):
     raise FloatingPointError(
-        f"non-finite loss at step {step}: {bad}; stopping (the last checkpoint is untouched)")
+        f"non-finite values in the state of step {step}, from an update of steps {since + 1}-"
+        f"{step} (their losses were finite); stopping without saving it (the last checkpoint is "
+        "untouched)")
+
+
+class PendingMetrics:
+  """Per-step metrics left on the devices until they are needed.
+
+  Fetching a step's metrics waits for that step; the loop fetches at log steps once the next
+  step is dispatched, and before evaluations and saves (which wait for the state anyway), so the
+  devices are never idle while the host prepares the next batch.
+  """
+
+  def __init__(self):
+    self._pending: list[tuple[int, dict[str, jax.Array]]] = []
+
+  def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    self._pending.append((step, metrics))
+
+  def fetch(self, step: int) -> dict[str, float]:
+    """The metrics of `step`, after checking those of every pending step up to it."""
+    ready = [entry for entry in self._pending if entry[0] <= step]
+    self._pending = self._pending[len(ready):]
+    window = [(s, {k: float(v) for k, v in m.items()}) for s, m in jax.device_get(ready)]
+    check_finite(window)
+    return window[-1][1]
 
 
 def progress_line(step: int, total: int, steps_per_epoch: int, metrics: dict[str, float],
@@ -110,29 +160,47 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   writer = metric_writer.MetricWriter(workdir, resume_step=first_step)
 
   timer_step, timer = first_step, time.perf_counter()
+
+  def report(step: int, metrics: dict[str, float]) -> None:
+    nonlocal timer_step, timer
+    now = time.perf_counter()
+    seconds_per_step = (now - timer) / (step - timer_step)
+    timer_step, timer = step, now
+    metrics["learning_rate"] = learning_rate(step)
+    metrics["images_per_second"] = sampler.batch_size / seconds_per_step
+    writer.write(step, metrics)
+    log(progress_line(step, setup.total_steps, sampler.steps_per_epoch, metrics,
+                      seconds_per_step, sampler.batch_size))
+
+  pending = PendingMetrics()
+  log_step = None  # a log step whose metrics are fetched once the next step is dispatched
+  state_checked = first_step  # the last step whose state was checked finite
   for step in range(first_step + 1, setup.total_steps + 1):
     batch = pipeline.to_global(next(iterator), mesh)
     batch.pop("index")
     state, metrics = step_fn(state, batch)
-    metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    check_finite(step, metrics)
-    metrics["learning_rate"] = learning_rate(step)
-    if step % config.train.log_every == 0 or step == setup.total_steps:
-      now = time.perf_counter()
-      seconds_per_step = (now - timer) / (step - timer_step)
-      timer_step, timer = step, now
-      metrics["images_per_second"] = sampler.batch_size / seconds_per_step
-      writer.write(step, metrics)
-      log(progress_line(step, setup.total_steps, sampler.steps_per_epoch, metrics,
-                        seconds_per_step, sampler.batch_size))
-    for evaluator in setup.evaluators.values():
-      if evaluator.due(step, setup.total_steps):
-        values = evaluator.run(model, model_variables(state), mesh)
-        writer.write(step, values)
-        improved = evaluator.selects_best and checkpoints.save_best(step, state, values)
-        log(f"step {step}: {evaluator.description} {values}" + (" (best so far)" if improved
-                                                                else ""))
-    if step % config.train.checkpoint_every == 0 or step == setup.total_steps:
+    pending.add(step, metrics)
+    if log_step is not None:
+      report(log_step, pending.fetch(log_step))
+      log_step = None
+    evaluations = [e for e in setup.evaluators.values() if e.due(step, setup.total_steps)]
+    save = step % config.train.checkpoint_every == 0 or step == setup.total_steps
+    logged = step % config.train.log_every == 0 or step == setup.total_steps
+    if evaluations or save:  # these wait for the step anyway: check every step up to it first
+      metrics = pending.fetch(step)
+      if logged:
+        report(step, metrics)
+      check_finite_state(state, step, state_checked)
+      state_checked = step
+    elif logged:
+      log_step = step
+    for evaluator in evaluations:
+      values = evaluator.run(model, model_variables(state), mesh)
+      writer.write(step, values)
+      improved = evaluator.selects_best and checkpoints.save_best(step, state, values)
+      log(f"step {step}: {evaluator.description} {values}" + (" (best so far)" if improved
+                                                              else ""))
+    if save:
       checkpoints.save(step, state, iterator)
   if setup.total_steps == 0:  # recipe none: the pretrained model, evaluated as is
     checkpoints.save(0, state, iterator)
