@@ -52,7 +52,7 @@ def batch_size(config) -> int:
 def make_config(root: str, knowledge_path: str, steps: int):
   config = synthetic_config.get_config(f"recipe={_RECIPE.value}")
   config.data.root = root
-  config.data.check = False
+  config.data.check = "off"
   config.init.knowledge = knowledge_path
   config.evals.seen.every_epochs = 0
   if _WORKERS.value is not None:

@@ -85,10 +85,11 @@ def final_variables(workdir):
   return variables, step
 
 
-def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
+def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path, capsys):
   state = trainer.train_and_evaluate(
       make_config("full", overrides(inputs, **{"evals.unseen.every_epochs": 3})),
       str(tmp_path))
+  assert "data check: full check of split synthetic passed in " in capsys.readouterr().out
   assert int(state.step) == 12  # 3 epochs x 4 steps
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = [l["step"] for l in lines if "loss" in l]
@@ -127,6 +128,14 @@ def test_config_errors_come_before_any_compute(inputs, tmp_path):
   photo.unlink()
   message = error("ce", **{"data.root": str(broken)})
   assert "fails the check" in message and photo.name in message
+
+
+def test_a_second_start_skips_the_data_check(inputs, tmp_path):
+  config = make_config("full", overrides(inputs, **{"data.check": "quick"}))
+  first = setup.prepare(config, str(tmp_path)).data_check
+  second = setup.prepare(config, str(tmp_path)).data_check
+  assert (first.mode, first.skipped, second.mode, second.skipped) == ("quick", False, "quick", True)
+  assert setup.prepare(config).data_check.skipped is False  # no workdir: nothing remembered
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(inputs, tmp_path):
@@ -227,7 +236,7 @@ def free_port() -> int:
 
 
 def test_two_processes_train_like_one(inputs, tmp_path):
-  values = overrides(inputs, **{"optim.epochs": 1, "train.log_every": 4, "data.check": False})
+  values = overrides(inputs, **{"optim.epochs": 1, "train.log_every": 4, "data.check": "off"})
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   port = free_port()
   processes = [subprocess.Popen(
@@ -267,7 +276,7 @@ def test_full_recipe_learns_on_a_tiny_synthetic_set(inputs, tmp_path):
   """A few hundred steps drive the loss down and raise seen-class accuracy (train and val)."""
   values = overrides(inputs, **{"optim.epochs": 60, "optim.schedule": "constant",
                                 "evals.seen.every_epochs": 30, "train.checkpoint_every": 1000,
-                                "data.check": False})
+                                "data.check": "off"})
   trainer.train_and_evaluate(make_config("full", values), str(tmp_path))
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = [l for l in lines if "loss" in l]

@@ -125,8 +125,9 @@ def make_step(config, setup: setup_lib.Setup, mesh: jax.sharding.Mesh):
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Runs (or resumes) training in `workdir`; returns the final state."""
   os.makedirs(workdir, exist_ok=True)
-  setup = setup_lib.prepare(config)
+  setup = setup_lib.prepare(config, workdir)
   model, sampler = setup.model, setup.sampler
+  log(setup.data_check.describe() if setup.data_check else "data check: off (data.check)")
   if jax.process_index() == 0:
     retrieval.save_spec(model, workdir)
     with open(os.path.join(workdir, "config.json"), "w") as f:
