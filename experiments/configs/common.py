@@ -93,8 +93,10 @@ def training_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   """Adds the data, initialisation and loop blocks every launcher config has (in place)."""
   config.data = ml_collections.ConfigDict(dict(
       root="", split="", image_size=224, classes_per_batch=10, items_per_class=2,
-      workers=2, threads=4, prefetch=4, check=True, check_workers=2, eval_batch_size=128,
+      workers=2, threads=4, prefetch=4, check="full", check_workers=2, eval_batch_size=128,
       crop_sketch_to_ink=False))
+  # check: "full" decodes every image, "quick" reads headers and sizes, "off" skips the check;
+  # a passed check is remembered in the workdir until the lists or images change.
   # backbone: a pretrained-backbone directory (experiments.convert_weights or
   # experiments.pretrain_backbone); empty trains from scratch. knowledge: the class-wise table
   # of experiments.prepare_knowledge, needed by recipes with class-wise skp (eff, full).

@@ -206,3 +206,61 @@ def test_repeated_entries_and_training_files_in_the_test_lists_are_reported(tmp_
   # The other two problems are the changed counts.
   assert len(report.problems) == 4, problems
   assert "train_sketch: 5 items in" in problems and "gallery: 8 items in" in problems
+
+
+def test_quick_mode_reads_headers_and_sizes_full_mode_decodes(tmp_path):
+  base, _ = _make_tree(str(tmp_path))
+  assert not check.check_split(str(tmp_path), "synthetic", mode="quick").problems
+  empty, header, body = (os.path.join(base, p) for p in (
+      "photo/cat/0.JPEG", "sketch/bus/0.png", "photo/bus/1.jpg"))
+  open(empty, "wb").close()
+  for path, end in ((header, lambda data: 12),  # inside the PNG's IHDR chunk
+                    (body, lambda data: data.index(b"\xff\xda") + 20)):  # into the JPEG's scan
+    with open(path, "rb") as f:
+      data = f.read()
+    with open(path, "wb") as f:
+      f.write(data[:end(data)])
+  quick = "\n".join(check.check_split(str(tmp_path), "synthetic", mode="quick").problems)
+  full = "\n".join(check.check_split(str(tmp_path), "synthetic", mode="full").problems)
+  assert "empty file" in quick and header in quick and body not in quick
+  assert empty in full and header in full and body in full
+
+
+def test_a_passed_check_is_remembered_until_the_data_changes(tmp_path):
+  base, list_dir = _make_tree(str(tmp_path / "data"))
+  root, record = str(tmp_path / "data"), str(tmp_path / "run")
+
+  def once(mode="full"):
+    outcome = check.check_once(root, "synthetic", mode=mode, record_dir=record)
+    assert outcome.report is None or not outcome.report.problems
+    return outcome
+
+  first = once()
+  assert not first.skipped and first.mode == "full"
+  assert first.describe().startswith("data check: full check of split synthetic passed in ")
+  again = once("quick")  # a full check covers a quick one
+  assert again.skipped and again.report is None and again.mode == "full"
+  assert "skipped, a full check of split synthetic passed before" in again.describe()
+
+  image = os.path.join(base, "photo/bus/1.jpg")
+  stat = os.stat(image)
+  os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched
+  assert not once().skipped and once().skipped
+  _image(image, domains.PHOTO, seed=99)  # replaced
+  assert not once().skipped and once().skipped
+  with open(os.path.join(list_dir, _SPEC.seen_class_file), "a", encoding="utf-8") as f:
+    f.write("\n")  # an edit that parses to the same classes
+  assert not once().skipped and once().skipped
+
+  os.remove(os.path.join(record, check.RECORD_FILE))
+  assert not once("quick").skipped and once("quick").skipped
+  assert not once("full").skipped  # a quick check does not cover a full one
+
+  with open(image, "rb") as f:
+    data = f.read()
+  with open(image, "wb") as f:
+    f.write(data[:len(data) // 2])
+  for _ in range(2):  # a failed check is not remembered
+    outcome = check.check_once(root, "synthetic", mode="full", record_dir=record)
+    assert not outcome.skipped and outcome.report.problems
+    assert "failed" in outcome.describe()

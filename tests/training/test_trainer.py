@@ -85,10 +85,11 @@ def final_variables(workdir):
   return variables, step
 
 
-def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path):
+def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path, capsys):
   state = trainer.train_and_evaluate(
       make_config("full", overrides(inputs, **{"evals.unseen.every_epochs": 3})),
       str(tmp_path))
+  assert "data check: full check of split synthetic passed in " in capsys.readouterr().out
   assert int(state.step) == 12  # 3 epochs x 4 steps
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = [l["step"] for l in lines if "loss" in l]
@@ -129,18 +130,43 @@ def test_config_errors_come_before_any_compute(inputs, tmp_path):
   assert "fails the check" in message and photo.name in message
 
 
+def test_a_second_start_skips_the_data_check(inputs, tmp_path):
+  config = make_config("full", overrides(inputs, **{"data.check": "quick"}))
+  first = setup.prepare(config, str(tmp_path)).data_check
+  second = setup.prepare(config, str(tmp_path)).data_check
+  assert (first.mode, first.skipped, second.mode, second.skipped) == ("quick", False, "quick", True)
+  assert setup.prepare(config).data_check.skipped is False  # no workdir: nothing remembered
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(inputs, tmp_path):
+  """Metrics are fetched late (at log steps, before saves): the stop names the step and the
+  range checked, and nothing non-finite is saved, whichever check finds it."""
   trainer.train_and_evaluate(make_config("full", overrides(inputs, **{"optim.epochs": 1})),
-                           str(tmp_path))
+                             str(tmp_path))
   before, step = final_variables(tmp_path)
   assert step == 4
-  with pytest.raises(FloatingPointError, match=r"non-finite loss at step 5: \{'loss': nan, "
-                     r"'loss_quad': nan\}"):
-    trainer.train_and_evaluate(make_config("full", overrides(inputs, **{"loss.quad.margin": float(
-        "nan"), "optim.epochs": 2})), str(tmp_path))
-  after, step = final_variables(tmp_path)
-  assert step == 4
-  jax.tree.map(np.testing.assert_array_equal, after, before)
+  saved = sorted(os.listdir(tmp_path / "checkpoints"))
+
+  def stops(match, **extra):
+    with pytest.raises(FloatingPointError, match=match):
+      trainer.train_and_evaluate(make_config("full", overrides(inputs, **{
+          "optim.epochs": 2, **extra})), str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == saved
+    after, step = final_variables(tmp_path)
+    assert step == 4
+    jax.tree.map(np.testing.assert_array_equal, after, before)
+
+  nan_margin = {"loss.quad.margin": float("nan")}
+  # Found at the log step 6, once step 7 is dispatched.
+  stops(r"non-finite loss at step 5 \(found checking steps 5-6\): \{'loss': nan, "
+        r"'loss_quad': nan\}", **nan_margin,
+        **{"train.log_every": 3, "train.checkpoint_every": 100})
+  # Found before the save of step 8, logging off.
+  stops(r"non-finite loss at step 5 \(found checking steps 5-8\)", **nan_margin,
+        **{"train.log_every": 100, "train.checkpoint_every": 100})
+  # An infinite learning rate: the loss of step 5 is finite, the state after it is not.
+  stops(r"non-finite values in the state of step 5, from an update of steps 5-5",
+        **{"optim.lr": float("inf"), "train.log_every": 100, "train.checkpoint_every": 5})
 
 
 def wait_for(predicate, process, timeout=240):
@@ -210,7 +236,7 @@ def free_port() -> int:
 
 
 def test_two_processes_train_like_one(inputs, tmp_path):
-  values = overrides(inputs, **{"optim.epochs": 1, "train.log_every": 4, "data.check": False})
+  values = overrides(inputs, **{"optim.epochs": 1, "train.log_every": 4, "data.check": "off"})
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   port = free_port()
   processes = [subprocess.Popen(
@@ -250,7 +276,7 @@ def test_full_recipe_learns_on_a_tiny_synthetic_set(inputs, tmp_path):
   """A few hundred steps drive the loss down and raise seen-class accuracy (train and val)."""
   values = overrides(inputs, **{"optim.epochs": 60, "optim.schedule": "constant",
                                 "evals.seen.every_epochs": 30, "train.checkpoint_every": 1000,
-                                "data.check": False})
+                                "data.check": "off"})
   trainer.train_and_evaluate(make_config("full", values), str(tmp_path))
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = [l for l in lines if "loss" in l]

@@ -9,15 +9,32 @@ Also: files of a training list (train_sketch, train_photo, test_sketch) that are
 query or gallery list (seen-class training data leaking into the unseen-class test), class files
 that are missing, malformed or of the wrong size, seen classes that are also unseen, and unseen
 classes that differ from the split definition shipped in data/splits/.
+
+Two modes: "full" decodes every image (minutes on a real dataset), "quick" reads only the
+headers and sizes (an empty or header-truncated file fails it, a truncated body does not).
+`check_once` remembers a passed check by a fingerprint of the split's list, class and manifest
+files (their contents) and of its images (sizes and modification times), so that a training
+run started again on unchanged data does not repeat it.
 """
 import collections
 import dataclasses
+import functools
+import hashlib
+import json
 import multiprocessing
 import os
+import time
+
+from PIL import Image
 
 from zsbir_jax.domains import PHOTO, SKETCH
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+
+MODES = ("quick", "full")
+RECORD_FILE = "data_check.json"
+# Part of every fingerprint: a change of what the check verifies invalidates the records.
+_FINGERPRINT_VERSION = 1
 
 
 # Lists of seen-class training (and validation) data, and of the unseen-class test.
@@ -42,16 +59,27 @@ class Report:
   """Per-list findings and every problem, one line each; the root is fine iff no problems."""
   split: str
   root: str
+  mode: str
   lists: tuple[ListCheck, ...]
   problems: tuple[str, ...]
 
 
-def _unreadable_reason(path: str) -> str | None:
-  """Why `path` does not decode, or None if it does."""
+def _unreadable_reason(path: str, mode: str) -> str | None:
+  """Why `path` fails the check of `mode` (decode, or header and size), or None if it passes."""
+  if mode == "full":
+    try:
+      images.load_rgb(path)
+    except images.BadImageError as e:
+      return str(e)
+    return None
   try:
-    images.load_rgb(path)
-  except images.BadImageError as e:
-    return str(e)
+    if not os.path.getsize(path):
+      return f"{path!r}: empty file"
+    with Image.open(path) as image:
+      if not all(image.size):
+        return f"{path!r}: header gives size {image.size}"
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    return f"{path!r}: header unreadable: {type(e).__name__}: {e}"
   return None
 
 
@@ -76,43 +104,61 @@ def _read_classes(path: str, role: str, expected: int | None,
   return names
 
 
-def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5) -> Report:
-  """Checks split `name` under data root `root`; decodes every image with `workers` processes."""
-  spec = lists.get_split(name)
+@dataclasses.dataclass(frozen=True)
+class _SplitFiles:
+  """Where a split's files are: the manifest, class files by role, (role, list, class role)."""
+  dataset_dir: str
+  manifest: str | None
+  class_files: dict[str, str]
+  targets: list[tuple[str, str, str]]
+
+
+def _split_files(root: str, spec: lists.SplitSpec) -> _SplitFiles:
   dataset_dir = os.path.join(root, spec.dataset_dir)
   list_dir = os.path.join(dataset_dir, spec.list_dir)
-  problems: list[str] = []
-
-  try:
-    counts, num_classes = lists.expected_counts(root, spec)
-  except (OSError, ValueError, KeyError) as e:
-    problems.append(f"manifest {os.path.join(dataset_dir, spec.manifest)} unreadable: {e!r}")
-    counts, num_classes = lists.Counts(), {"seen": None, "unseen": None, "pretrain": None}
-
-  seen_file = os.path.join(list_dir, spec.seen_class_file)
-  unseen_file = os.path.join(list_dir, spec.unseen_class_file)
-  classes = {"seen": _read_classes(seen_file, "seen", num_classes["seen"], problems),
-             "unseen": _read_classes(unseen_file, "unseen", num_classes["unseen"], problems)}
-  class_files = {"seen": seen_file, "unseen": unseen_file}
-  # (role, list file, class file role) for every list of the split.
+  class_files = {"seen": os.path.join(list_dir, spec.seen_class_file),
+                 "unseen": os.path.join(list_dir, spec.unseen_class_file)}
   targets = [(role, os.path.join(list_dir, f), "unseen" if role in ("query", "gallery") else "seen")
              for role, f in spec.list_files().items()]
   if spec.pretrain is not None:
     pretrain_dir = os.path.join(dataset_dir, spec.pretrain.list_dir)
     class_files["pretrain"] = os.path.join(pretrain_dir, spec.pretrain.class_file)
-    classes["pretrain"] = _read_classes(
-        class_files["pretrain"], "pretrain", num_classes["pretrain"], problems)
     targets += [
         ("pretrain_train", os.path.join(pretrain_dir, spec.pretrain.train_list), "pretrain"),
         ("pretrain_val", os.path.join(pretrain_dir, spec.pretrain.val_list), "pretrain")]
+  manifest = os.path.join(dataset_dir, spec.manifest) if spec.manifest else None
+  return _SplitFiles(dataset_dir, manifest, class_files, targets)
 
+
+def _list_domain(role: str) -> int:
+  return SKETCH if role in ("train_sketch", "test_sketch", "query") else PHOTO
+
+
+def check_split(root: str, name: str, *, mode: str = "full", workers: int = 1,
+                max_examples: int = 5) -> Report:
+  """Checks split `name` under data root `root`, each image by `mode`, with `workers` processes."""
+  if mode not in MODES:
+    raise ValueError(f"unknown check mode {mode!r}; choose one of {MODES}")
+  spec = lists.get_split(name)
+  files = _split_files(root, spec)
+  dataset_dir, class_files, targets = files.dataset_dir, files.class_files, files.targets
+  problems: list[str] = []
+
+  try:
+    counts, num_classes = lists.expected_counts(root, spec)
+  except (OSError, ValueError, KeyError) as e:
+    problems.append(f"manifest {files.manifest} unreadable: {e!r}")
+    counts, num_classes = lists.Counts(), {"seen": None, "unseen": None, "pretrain": None}
+
+  unseen_file = class_files["unseen"]
+  classes = {role: _read_classes(path, role, num_classes[role], problems)
+             for role, path in class_files.items()}
   _check_class_sets(spec, classes, unseen_file, max_examples, problems)
 
   records_by_role: dict[str, list[lists.Record]] = {}
   for role, list_file, _ in targets:
     try:
-      domain = SKETCH if role in ("train_sketch", "test_sketch", "query") else PHOTO
-      records_by_role[role] = lists.read_list(list_file, dataset_dir, domain)
+      records_by_role[role] = lists.read_list(list_file, dataset_dir, _list_domain(role))
     except FileNotFoundError:
       problems.append(f"{role}: list file missing: {list_file}")
     except (lists.ListFormatError, UnicodeDecodeError) as e:
@@ -120,7 +166,7 @@ def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5
 
   paths = sorted({r.path for recs in records_by_role.values() for r in recs})
   exists = {p: os.path.isfile(p) for p in paths}
-  unreadable = _decode_all([p for p in paths if exists[p]], workers)
+  unreadable = _check_images([p for p in paths if exists[p]], mode, workers)
   checks = []
   for role, list_file, class_role in targets:
     expected = getattr(counts, role)
@@ -140,7 +186,7 @@ def check_split(root: str, name: str, *, workers: int = 1, max_examples: int = 5
         if both:
           problems.append(f"{len(both):,} files of the {train_role} list are also in the "
                           f"{test_role} list: {_examples(both, max_examples)}")
-  return Report(name, root, tuple(checks), tuple(problems))
+  return Report(name, root, mode, tuple(checks), tuple(problems))
 
 
 def _check_class_sets(spec: lists.SplitSpec, classes: dict[str, list[str] | None],
@@ -163,13 +209,14 @@ def _check_class_sets(spec: lists.SplitSpec, classes: dict[str, list[str] | None
           f"{_examples(extra, max_examples)}")
 
 
-def _decode_all(paths: list[str], workers: int) -> dict[str, str]:
-  """{path: reason} of the images among `paths` that do not decode, with `workers` processes."""
+def _check_images(paths: list[str], mode: str, workers: int) -> dict[str, str]:
+  """{path: reason} of the images among `paths` that fail `mode`, with `workers` processes."""
+  reason = functools.partial(_unreadable_reason, mode=mode)
   if workers > 1:
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-      reasons = pool.map(_unreadable_reason, paths, chunksize=64)
+      reasons = pool.map(reason, paths, chunksize=64)
   else:
-    reasons = [_unreadable_reason(p) for p in paths]
+    reasons = [reason(p) for p in paths]
   return {p: r for p, r in zip(paths, reasons) if r is not None}
 
 
@@ -215,7 +262,7 @@ def _check_labels(role: str, list_file: str, records: list[lists.Record], names:
 
 def format_report(report: Report) -> str:
   """A table of the per-list findings followed by the problems (or "OK")."""
-  lines = [f"split {report.split} under {report.root}",
+  lines = [f"split {report.split} under {report.root} ({report.mode} check)",
            f"{'list':<15}{'found':>10}{'expected':>10}{'missing':>9}{'unreadable':>12}"
            f"{'repeated':>10}  file"]
   for c in report.lists:
@@ -229,3 +276,84 @@ def format_report(report: Report) -> str:
   else:
     lines.append("OK: no problems found")
   return "\n".join(lines)
+
+
+def fingerprint(root: str, name: str) -> str:
+  """A digest of what a check of split `name` reads: its list, class and manifest files (their
+  bytes) and the size and modification time of every image they list.
+
+  Stat-only for the images (seconds for 150,000 files): replacing or touching an image changes
+  it, as does any edit of a list.
+  """
+  spec = lists.get_split(name)
+  files = _split_files(root, spec)
+  digest = hashlib.sha256(json.dumps([_FINGERPRINT_VERSION, name, os.path.abspath(root)]).encode())
+  text_files = [files.manifest] if files.manifest else []
+  text_files += list(files.class_files.values()) + [f for _, f, _ in files.targets]
+  paths = set()
+  for path in text_files:
+    try:
+      with open(path, "rb") as f:
+        content = f.read()
+    except OSError:
+      content = b"<unreadable>"
+    digest.update(f"\0{path}\0{len(content)}\0".encode() + content)
+  for role, list_file, _ in files.targets:
+    try:
+      paths.update(r.path for r in lists.read_list(list_file, files.dataset_dir,
+                                                   _list_domain(role)))
+    except (OSError, ValueError):
+      pass  # the list's bytes are in the digest already
+  for path in sorted(paths):
+    try:
+      stat = os.stat(path)
+      digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    except OSError:
+      digest.update(f"\0{path}\0<missing>".encode())
+  return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """What `check_once` did: `report` is None when a remembered check was still valid."""
+  split: str
+  mode: str
+  skipped: bool
+  seconds: float
+  report: Report | None
+
+  def describe(self) -> str:
+    """One line for the log: which check ran, or why none did, and how long it took."""
+    if self.skipped:
+      return (f"data check: skipped, a {self.mode} check of split {self.split} passed before and "
+              f"its fingerprint still matches ({self.seconds:.1f} s to compare)")
+    result = "failed" if self.report.problems else "passed"
+    return f"data check: {self.mode} check of split {self.split} {result} in {self.seconds:.1f} s"
+
+
+def check_once(root: str, name: str, *, mode: str, record_dir: str | None, workers: int = 1,
+               max_examples: int = 5) -> Outcome:
+  """`check_split`, unless `record_dir` remembers a passed check that still holds.
+
+  A passed check is recorded in `<record_dir>/data_check.json` with the fingerprint taken before
+  it ran; a later call skips the check if the fingerprint is unchanged and the recorded mode is
+  at least as thorough as `mode` (a full check covers a quick one). `record_dir=None` always
+  checks and records nothing.
+  """
+  start = time.perf_counter()
+  record_path = os.path.join(record_dir, RECORD_FILE) if record_dir else None
+  digest = fingerprint(root, name) if record_path else None
+  if record_path and os.path.isfile(record_path):
+    with open(record_path, encoding="utf-8") as f:
+      record = json.load(f)
+    if record["fingerprint"] == digest and MODES.index(record["mode"]) >= MODES.index(mode):
+      return Outcome(name, record["mode"], True, time.perf_counter() - start, None)
+  report = check_split(root, name, mode=mode, workers=workers, max_examples=max_examples)
+  if record_path and not report.problems:
+    os.makedirs(record_dir, exist_ok=True)
+    partial = f"{record_path}.{os.getpid()}.tmp"  # atomic: processes may share the directory
+    with open(partial, "w", encoding="utf-8") as f:
+      json.dump({"split": name, "root": os.path.abspath(root), "mode": mode,
+                 "fingerprint": digest}, f, indent=2)
+    os.replace(partial, record_path)
+  return Outcome(name, mode, False, time.perf_counter() - start, report)

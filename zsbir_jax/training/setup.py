@@ -44,10 +44,14 @@ class Setup:
   # Input size, sketch framing and normalisation of training and evaluation: the normalisation
   # is the pretrained backbone's record (backbone.json), else its family's.
   input_config: augment.AugmentConfig
+  data_check: check.Outcome | None  # None: data.check is "off"
 
 
-def prepare(config) -> Setup:
-  """Reads the split, the backbone and the knowledge table; raises ConfigError on any problem."""
+def prepare(config, workdir: str | None = None) -> Setup:
+  """Reads the split, the backbone and the knowledge table; raises ConfigError on any problem.
+
+  A passed data check is remembered in `workdir` (check.check_once); None checks every time.
+  """
   data_config = config.data
   if not data_config.root or not data_config.split:
     raise ConfigError("set --config.data.root and --config.data.split")
@@ -56,10 +60,14 @@ def prepare(config) -> Setup:
     raise ConfigError(f"global batch 2 x P x K = {global_batch} (P={data_config.classes_per_batch}"
                       f", K={data_config.items_per_class}) is not divisible by the "
                       f"{jax.device_count()} devices")
-  if data_config.check:
-    report = check.check_split(data_config.root, data_config.split,
-                               workers=data_config.check_workers)
-    if report.problems:
+  outcome = None
+  if data_config.check != "off":
+    if data_config.check not in check.MODES:
+      raise ConfigError(f"data.check={data_config.check!r}: choose 'off' or one of {check.MODES}")
+    outcome = check.check_once(data_config.root, data_config.split, mode=data_config.check,
+                               record_dir=workdir, workers=data_config.check_workers)
+    report = outcome.report
+    if report is not None and report.problems:
       raise ConfigError(f"dataset root {data_config.root} fails the check for split "
                         f"{data_config.split} ({len(report.problems)} problems; run "
                         f"python -m experiments.check_dataset for the full report):\n  "
@@ -129,7 +137,7 @@ def prepare(config) -> Setup:
     raise ConfigError(str(e)) from e
   return Setup(model=model, sampler=sampler, train_source=train_source, split=split,
                total_steps=total_steps, backbone=backbone, frozen=frozen, evaluators=evals,
-               input_config=inputs)
+               input_config=inputs, data_check=outcome)
 
 
 def architecture(family: str, depth: int, variant: int, width: float) -> str:

@@ -13,6 +13,7 @@ import time
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 
 from zsbir_jax import sharding
 from zsbir_jax.data import pipeline
@@ -32,12 +33,61 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def check_finite(step: int, metrics: dict[str, float]) -> None:
-  """Stops the run on a NaN or inf loss, naming the step and the terms."""
-  bad = {k: v for k, v in metrics.items() if k.startswith("loss") and not math.isfinite(v)}
-  if bad:
+def check_finite(window: list[tuple[int, dict[str, float]]]) -> None:
+  """Stops the run on a NaN or inf loss among `window`'s (step, metrics), checked together.
+
+  Names the first bad step and the range it was found in: metrics stay on the devices until
+  they are needed (`PendingMetrics`), so a bad step is found at the next check, not at once.
+  """
+  for step, metrics in window:
+    bad = {k: v for k, v in metrics.items() if k.startswith("loss") and not math.isfinite(v)}
+    if bad:
+      raise FloatingPointError(
+          f"non-finite loss at step {step} (found checking steps {window[0][0]}-"
+          f"{window[-1][0]}): {bad}; stopping (the last checkpoint is untouched)")
+
+
+@jax.jit
+def all_finite(tree) -> jax.Array:
+  """Whether every floating-point value of `tree` is finite: one scalar, reduced on the devices."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
+
+
+def check_finite_state(state: train_state.TrainState, step: int, since: int) -> None:
+  """Stops the run before a save of a state with a NaN or inf (`since`: the last state checked).
+
+  A finite loss at step s does not prove the update of step s finite (an overflowing gradient or
+  learning rate); this looks at the state itself before it is written.
+  """
+  if not bool(all_finite(state)):
     raise FloatingPointError(
-        f"non-finite loss at step {step}: {bad}; stopping (the last checkpoint is untouched)")
+        f"non-finite values in the state of step {step}, from an update of steps {since + 1}-"
+        f"{step} (their losses were finite); stopping without saving it (the last checkpoint is "
+        "untouched)")
+
+
+class PendingMetrics:
+  """Per-step metrics left on the devices until they are needed.
+
+  Fetching a step's metrics waits for that step; the loop fetches at log steps once the next
+  step is dispatched, and before evaluations and saves (which wait for the state anyway), so the
+  devices are never idle while the host prepares the next batch.
+  """
+
+  def __init__(self):
+    self._pending: list[tuple[int, dict[str, jax.Array]]] = []
+
+  def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    self._pending.append((step, metrics))
+
+  def fetch(self, step: int) -> dict[str, float]:
+    """The metrics of `step`, after checking those of every pending step up to it."""
+    ready = [entry for entry in self._pending if entry[0] <= step]
+    self._pending = self._pending[len(ready):]
+    window = [(s, {k: float(v) for k, v in m.items()}) for s, m in jax.device_get(ready)]
+    check_finite(window)
+    return window[-1][1]
 
 
 def progress_line(step: int, total: int, steps_per_epoch: int, metrics: dict[str, float],
@@ -54,11 +104,31 @@ def model_variables(state: train_state.TrainState) -> dict:
   return {"params": state.params, "batch_stats": state.batch_stats}
 
 
+def make_step(config, setup: setup_lib.Setup, mesh: jax.sharding.Mesh):
+  """The fresh state on the host, its shardings on `mesh` and the compiled training step.
+
+  The fresh state is where a new run starts and the template a resumed run restores into.
+  """
+  optimizer = optim.make_optimizer(config.optim, setup.sampler.steps_per_epoch)
+  initial_state = train_state.create(
+      setup.model, optimizer, jax.random.PRNGKey(config.seed), config.data.image_size,
+      pretrained_backbone=setup.backbone[0] if setup.backbone else None,
+      with_teacher=bool(config.loss.kd.weight), frozen=setup.frozen)
+  state_shardings = sharding.state_shardings(initial_state, mesh, config.sharding.fsdp_min_size)
+  imagenet_teacher = setup.backbone[1].model() if setup.backbone else None
+  step_fn = train_step_lib.jit_train_step(
+      train_step_lib.make_train_step(setup.model, optimizer, config.loss, imagenet_teacher,
+                                     seed=config.seed),
+      mesh, state_shardings)
+  return initial_state, state_shardings, step_fn
+
+
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Runs (or resumes) training in `workdir`; returns the final state."""
   os.makedirs(workdir, exist_ok=True)
-  setup = setup_lib.prepare(config)
+  setup = setup_lib.prepare(config, workdir)
   model, sampler = setup.model, setup.sampler
+  log(setup.data_check.describe() if setup.data_check else "data check: off (data.check)")
   if jax.process_index() == 0:
     retrieval.save_spec(model, workdir, setup.input_config.input_mean,
                         setup.input_config.input_std)
@@ -68,20 +138,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
       f"{len(setup.train_source)} training items, {sampler}, {setup.total_steps} steps")
 
   mesh = sharding.make_mesh()
-  optimizer = optim.make_optimizer(config.optim, sampler.steps_per_epoch)
   learning_rate = optim.step_learning_rate(config.optim, sampler.steps_per_epoch)
-  # The fresh state on the host: where a new run starts, and the template a resumed run
-  # restores into.
-  initial_state = train_state.create(
-      model, optimizer, jax.random.PRNGKey(config.seed), config.data.image_size,
-      pretrained_backbone=setup.backbone[0] if setup.backbone else None,
-      with_teacher=bool(config.loss.kd.weight), frozen=setup.frozen)
-  state_shardings = sharding.state_shardings(initial_state, mesh, config.sharding.fsdp_min_size)
-  imagenet_teacher = setup.backbone[1].model() if setup.backbone else None
-  step_fn = train_step_lib.jit_train_step(
-      train_step_lib.make_train_step(model, optimizer, config.loss, imagenet_teacher,
-                                     seed=config.seed),
-      mesh, state_shardings)
+  initial_state, state_shardings, step_fn = make_step(config, setup, mesh)
 
   dataset = pipeline.train_dataset(
       setup.train_source, sampler, setup.input_config, seed=config.seed,
@@ -105,29 +163,47 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   writer = metric_writer.MetricWriter(workdir, resume_step=first_step)
 
   timer_step, timer = first_step, time.perf_counter()
+
+  def report(step: int, metrics: dict[str, float]) -> None:
+    nonlocal timer_step, timer
+    now = time.perf_counter()
+    seconds_per_step = (now - timer) / (step - timer_step)
+    timer_step, timer = step, now
+    metrics["learning_rate"] = learning_rate(step)
+    metrics["images_per_second"] = sampler.batch_size / seconds_per_step
+    writer.write(step, metrics)
+    log(progress_line(step, setup.total_steps, sampler.steps_per_epoch, metrics,
+                      seconds_per_step, sampler.batch_size))
+
+  pending = PendingMetrics()
+  log_step = None  # a log step whose metrics are fetched once the next step is dispatched
+  state_checked = first_step  # the last step whose state was checked finite
   for step in range(first_step + 1, setup.total_steps + 1):
     batch = pipeline.to_global(next(iterator), mesh)
     batch.pop("index")
     state, metrics = step_fn(state, batch)
-    metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    check_finite(step, metrics)
-    metrics["learning_rate"] = learning_rate(step)
-    if step % config.train.log_every == 0 or step == setup.total_steps:
-      now = time.perf_counter()
-      seconds_per_step = (now - timer) / (step - timer_step)
-      timer_step, timer = step, now
-      metrics["images_per_second"] = sampler.batch_size / seconds_per_step
-      writer.write(step, metrics)
-      log(progress_line(step, setup.total_steps, sampler.steps_per_epoch, metrics,
-                        seconds_per_step, sampler.batch_size))
-    for evaluator in setup.evaluators.values():
-      if evaluator.due(step, setup.total_steps):
-        values = evaluator.run(model, model_variables(state), mesh)
-        writer.write(step, values)
-        improved = evaluator.selects_best and checkpoints.save_best(step, state, values)
-        log(f"step {step}: {evaluator.description} {values}" + (" (best so far)" if improved
-                                                                else ""))
-    if step % config.train.checkpoint_every == 0 or step == setup.total_steps:
+    pending.add(step, metrics)
+    if log_step is not None:
+      report(log_step, pending.fetch(log_step))
+      log_step = None
+    evaluations = [e for e in setup.evaluators.values() if e.due(step, setup.total_steps)]
+    save = step % config.train.checkpoint_every == 0 or step == setup.total_steps
+    logged = step % config.train.log_every == 0 or step == setup.total_steps
+    if evaluations or save:  # these wait for the step anyway: check every step up to it first
+      metrics = pending.fetch(step)
+      if logged:
+        report(step, metrics)
+      check_finite_state(state, step, state_checked)
+      state_checked = step
+    elif logged:
+      log_step = step
+    for evaluator in evaluations:
+      values = evaluator.run(model, model_variables(state), mesh)
+      writer.write(step, values)
+      improved = evaluator.selects_best and checkpoints.save_best(step, state, values)
+      log(f"step {step}: {evaluator.description} {values}" + (" (best so far)" if improved
+                                                              else ""))
+    if save:
       checkpoints.save(step, state, iterator)
   if setup.total_steps == 0:  # recipe none: the pretrained model, evaluated as is
     checkpoints.save(0, state, iterator)
