@@ -93,16 +93,17 @@ def prepare_knowledge(workspace: Workspace, config: ml_collections.ConfigDict) -
 
 
 def run_config(workspace: Workspace, recipe: str, seed: int, without: str | None = None,
-               check_data: bool = False) -> ml_collections.ConfigDict:
+               data_check: str = "off") -> ml_collections.ConfigDict:
   """The synthetic config of `recipe` in `workspace`, optionally with one part removed.
 
   `without` is a loss term of LOSS_TERMS (its weight set to 0) or "mw" (modality weighting
-  off): the single-term ablations of `full`.
+  off): the single-term ablations of `full`. `data_check` is the config's data.check mode
+  (the workspace's data is checked once, by the first run).
   """
   config = synthetic_config.get_config(f"recipe={recipe}")
   with config.unlocked():
     config.seed = seed
-    config.data.update(root=workspace.root, check=check_data)
+    config.data.update(root=workspace.root, check=data_check)
     config.init.update(backbone=workspace.backbone, knowledge=workspace.knowledge)
     if without == "mw":
       config.loss.modality_weighting = False
