@@ -9,6 +9,7 @@ from zsbir_jax import domains
 from zsbir_jax import sharding
 from zsbir_jax.data import sampler
 from zsbir_jax.models import backbones
+from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 from zsbir_jax.training import optim
 from zsbir_jax.training import train_state
