@@ -102,19 +102,22 @@ def test_efficientnet_lite_full_recipe_is_the_same_on_8_devices_as_on_1():
 
   Compared field by field over the whole tree, with SGD: the bn2 biases of blocks without a skip
   feed a BatchNorm, so their exact gradient is zero and their float32 gradient is rounding noise,
-  which no per-leaf tolerance bounds and which Adam turns into steps of +-lr. Measured (jax
-  0.10.2, CPU): params 4e-7, batch_stats 1e-7, teacher 4e-8, momentum 9e-5, metrics 1.4e-5.
+  which no per-leaf tolerance bounds and which Adam turns into steps of +-lr. Measured on the
+  CPU, relative over the whole field (jax 0.10.2 / jax 0.12.1): params 4e-7 / 3.1e-5,
+  batch_stats 1e-7 / 1.5e-7, teacher 4e-8 / 2.3e-6, momentum 9e-5 / 6.0e-3, metrics 1.4e-5 /
+  8.2e-4. The tolerances cover both releases; a sharding error (per-device statistics, a
+  mis-split leaf) gives errors of order 1.
   """
   lite = dict(family=backbones.EFFICIENTNET_LITE, fsdp_min_size=256)
   state1, metrics1, _ = run_steps(tiny_config("full", name="sgd"), jax.devices()[:1], **lite)
   state8, metrics8, sharded = run_steps(tiny_config("full", name="sgd"), jax.devices(), **lite)
   flat = lambda tree: np.concatenate([np.ravel(np.asarray(x, np.float64))
                                       for x in jax.tree.leaves(tree)])
-  for field, rtol in (("params", STATE_RTOL), ("batch_stats", STATE_RTOL),
-                      ("teacher", STATE_RTOL), ("opt_state", 3e-4)):
+  for field, rtol in (("params", 1e-4), ("batch_stats", 1e-6), ("teacher", 1e-5),
+                      ("opt_state", 2e-2)):
     ours, reference = flat(getattr(state8, field)), flat(getattr(state1, field))
     assert np.linalg.norm(ours - reference) <= rtol * np.linalg.norm(reference), field
-  assert_trees_close(metrics8, metrics1, 3e-5)
+  assert_trees_close(metrics8, metrics1, 3e-3)
   assert not sharded.params["backbone"]["conv_head"]["kernel"].sharding.is_fully_replicated
 
 
