@@ -26,8 +26,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "The training run that made the 
 _TOP_K = flags.DEFINE_integer("top_k", 10, "Photos per query.", lower_bound=1)
 _DOMAIN = flags.DEFINE_enum("domain", "sketch", ["sketch", "photo"], "Domain of the query "
                             "images (sketches may be framed by their ink, as in training).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Global embedding batch size (a multiple "
-                                   "of the device count).", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Queries embedded at once (on one device).",
+                                   lower_bound=1)
 _JSON_OUTPUT = flags.DEFINE_string("json_output", None, "Also write the results here (JSON).")
 
 

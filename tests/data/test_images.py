@@ -109,3 +109,11 @@ def test_undecodable_file_names_path(tmp_path, payload):
     images.load_rgb(path)
   with pytest.raises(images.BadImageError, match="from-archive"):
     images.decode_rgb(data, "from-archive")
+
+
+def test_max_pixels_refuses_from_the_header():
+  buffer = io.BytesIO()
+  Image.new("RGB", (30, 20), (9, 9, 9)).save(buffer, format="PNG")
+  assert images.decode_rgb(buffer.getvalue(), "x", max_pixels=600).shape == (20, 30, 3)
+  with pytest.raises(images.BadImageError, match="'big': 30 x 20 pixels, more than the 599"):
+    images.decode_rgb(buffer.getvalue(), "big", max_pixels=599)

@@ -10,6 +10,7 @@ import pytest
 
 from tests.evaluation import test_embedder
 from zsbir_jax import domains
+from zsbir_jax.data import images
 from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import embeddings
@@ -77,3 +78,22 @@ def test_refuses_a_gallery_of_another_checkpoint(setup):
   other = dataclasses.replace(gallery, model=dataclasses.replace(gallery.model, step=99))
   with pytest.raises(ValueError, match="embedded by step 99 .* has step 7"):
     search.search([data.query[0].path], other, 3, domains.SKETCH, 8)
+
+
+def test_retriever_embeds_as_evaluation_and_filters_classes(setup):
+  workdir, data, gallery, _, _ = setup
+  retriever = search.load_retriever(gallery)
+  queries = [data.query[1], data.query[9], data.gallery[2]]
+  pixels = [images.load_rgb(q.path) for q in queries]
+  z = np.concatenate([search.embed_images(retriever, pixels[:2], domains.SKETCH, batch_size=3),
+                      search.embed_images(retriever, pixels[2:], domains.PHOTO)])
+  # The evaluation pipeline (sharded over the 8 test devices) embeds the same files alike.
+  np.testing.assert_allclose(z, embedder.extract(retriever.embedder, queries, 8), atol=2e-6)
+  labels = [0, 2]
+  results = search.rank(retriever, z, 4, labels)
+  for row, items in zip(z.astype(np.float64) @ gallery.embeddings.T.astype(np.float64), results):
+    kept = np.flatnonzero(np.isin(gallery.labels, labels))
+    order = kept[np.argsort(-row[kept], kind="stable")[:4]]
+    assert [r["path"] for r in items] == [gallery.paths[j] for j in order]
+    np.testing.assert_allclose([r["distance"] for r in items],
+                               np.sqrt(np.maximum(2 - 2 * row[order], 0)), atol=1e-5)

@@ -33,12 +33,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
   return image.convert("RGB")
 
 
-def decode_rgb(data: bytes, path: str) -> np.ndarray:
-  """Decodes encoded image bytes to RGB uint8 (H, W, 3); `path` names the source in errors."""
+def decode_rgb(data: bytes, path: str, max_pixels: int | None = None) -> np.ndarray:
+  """Decodes encoded image bytes to RGB uint8 (H, W, 3); `path` names the source in errors.
+
+  With `max_pixels`, an image of more pixels is refused from its header, before decoding.
+  """
   try:
     with Image.open(io.BytesIO(data)) as image:
+      if max_pixels is not None and image.width * image.height > max_pixels:
+        raise BadImageError(path, f"{image.width} x {image.height} pixels, more than the "
+                            f"{max_pixels} allowed")
       image.load()
       rgb = to_rgb(image)
+  except BadImageError:
+    raise
   except Image.UnidentifiedImageError as e:
     raise BadImageError(path, "not a recognised image format") from e
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

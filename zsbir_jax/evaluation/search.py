@@ -1,16 +1,22 @@
 """k-nearest-neighbour search of stored embeddings: a gallery ranked by cosine similarity.
 
 `nearest` ranks a gallery for each query, which for unit vectors is the Euclidean ranking of
-the metrics; `search` embeds query image files with the gallery's model and ranks the gallery.
+the metrics. A `Retriever` (`load_retriever`) holds a gallery with the model that embedded it:
+`embed_images` embeds decoded query images as the gallery was embedded and `rank` ranks the
+gallery for them; `search` does both for image files.
 """
+from collections.abc import Sequence
 import dataclasses
 import os
 
+import jax
 import numpy as np
 
-from zsbir_jax.data import lists
+from zsbir_jax.data import augment
+from zsbir_jax.data import images
 from zsbir_jax.evaluation import embedder as embedder_lib
 from zsbir_jax.evaluation import embeddings
+from zsbir_jax.models import retrieval
 
 
 def nearest(query: np.ndarray, gallery: np.ndarray, k: int,
@@ -40,19 +46,22 @@ def nearest(query: np.ndarray, gallery: np.ndarray, k: int,
   return np.concatenate(indices).astype(np.int64), np.concatenate(scores)
 
 
-def search(query_paths: list[str], gallery: embeddings.EmbeddingSet, top_k: int, domain: int,
-           batch_size: int, workdir: str | None = None) -> list[dict]:
-  """Embeds image files with the gallery's model; returns per query its top_k gallery items.
+@dataclasses.dataclass(frozen=True)
+class Retriever:
+  """A gallery with the restored model that embedded it: embeds query images, ranks the gallery.
 
-  The gallery's training run (`workdir` if it has moved) must still hold the checkpoint that
-  embedded the gallery; the queries are prepared exactly as the gallery was.
-
-  Each result: {"query": path, "results": [{"rank", "path", "score" (cosine similarity),
-  "label", "class"}, ...]}.
+  The one query path of `experiments.retrieve` and `experiments.app`.
   """
-  for path in query_paths:
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"no query image {path}")
+  gallery: embeddings.EmbeddingSet
+  embedder: embedder_lib.Embedder
+
+
+def load_retriever(gallery: embeddings.EmbeddingSet, workdir: str | None = None) -> Retriever:
+  """Restores the model that embedded `gallery` from its training run (`workdir` if moved).
+
+  The run must still hold the checkpoint that embedded the gallery; queries are then prepared
+  exactly as the gallery was (its recorded input size, framing and normalisation).
+  """
   identity = gallery.model
   embedder = embedder_lib.load_embedder(workdir or identity.workdir, identity.which,
                                         identity.image_size)
@@ -60,12 +69,61 @@ def search(query_paths: list[str], gallery: embeddings.EmbeddingSet, top_k: int,
     raise ValueError(f"the gallery was embedded by step {identity.step} of {identity.workdir}, "
                      f"but {embedder.identity.workdir} has step {embedder.identity.step} "
                      f"({identity.which}) or another model; re-embed the gallery")
-  embedder = dataclasses.replace(embedder, identity=identity)
-  records = [lists.Record(os.path.abspath(p), -1, domain) for p in query_paths]
-  z = embedder_lib.extract(embedder, records, batch_size)
-  top, scores = nearest(z, gallery.embeddings, top_k)
-  return [{"query": path, "results": [
-      {"rank": rank + 1, "path": gallery.paths[j], "score": float(score),
-       "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
-      for rank, (j, score) in enumerate(zip(row, row_scores))]}
-          for path, row, row_scores in zip(query_paths, top, scores)]
+  return Retriever(gallery, dataclasses.replace(embedder, identity=identity))
+
+
+# One compilation per model and batch shape, kept across queries (the model is hashable).
+_embed = jax.jit(retrieval.embed, static_argnums=0)
+
+
+def embed_images(retriever: Retriever, images: Sequence[np.ndarray], domain: int,
+                 batch_size: int = 1) -> np.ndarray:
+  """(N, D) float32 L2-normalised embeddings of decoded RGB uint8 (H, W, 3) images.
+
+  Each image is preprocessed for `domain` as in evaluation (`augment.preprocess`) and embedded
+  on one device in batches of `batch_size`, the last one padded (so one compilation serves all).
+  """
+  config = retriever.embedder.identity.input_config()
+  x = np.stack([augment.preprocess(image, domain, config) for image in images])
+  padded = -(-len(x) // batch_size) * batch_size
+  x = np.concatenate([x, np.zeros((padded - len(x),) + x.shape[1:], x.dtype)])
+  model, variables = retriever.embedder.model, retriever.embedder.variables
+  z = [np.asarray(_embed(model, variables, x[i:i + batch_size]))
+       for i in range(0, padded, batch_size)]
+  return np.concatenate(z)[:len(images)].astype(np.float32)
+
+
+def rank(retriever: Retriever, z: np.ndarray, top_k: int,
+         labels: Sequence[int] | None = None) -> list[list[dict]]:
+  """Per query embedding (Q, D), its top_k gallery items, best first.
+
+  `labels` restricts the ranking to the gallery items of those class ids. Each item: {"rank",
+  "path", "score" (cosine similarity), "distance" (Euclidean, of the unit vectors, as in the
+  metrics), "label", "class"}.
+  """
+  gallery = retriever.gallery
+  candidates = (np.arange(len(gallery)) if labels is None
+                else np.flatnonzero(np.isin(gallery.labels, list(labels))))
+  vectors = gallery.embeddings if labels is None else gallery.embeddings[candidates]
+  top, scores = nearest(z, vectors, top_k)
+  return [[{"rank": r + 1, "path": gallery.paths[j], "score": float(score),
+            "distance": float(np.sqrt(max(2.0 - 2.0 * score, 0.0))),
+            "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
+           for r, (j, score) in enumerate(zip(candidates[row], row_scores))]
+          for row, row_scores in zip(top, scores)]
+
+
+def search(query_paths: list[str], gallery: embeddings.EmbeddingSet, top_k: int, domain: int,
+           batch_size: int, workdir: str | None = None) -> list[dict]:
+  """Embeds image files with the gallery's model; returns per query its top_k gallery items.
+
+  `load_retriever`, `embed_images` and `rank` of the decoded files. Each result: {"query":
+  path, "results": [items of `rank`]}.
+  """
+  for path in query_paths:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"no query image {path}")
+  retriever = load_retriever(gallery, workdir)
+  z = embed_images(retriever, [images.load_rgb(p) for p in query_paths], domain, batch_size)
+  return [{"query": path, "results": results}
+          for path, results in zip(query_paths, rank(retriever, z, top_k))]
