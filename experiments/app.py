@@ -17,12 +17,11 @@ gallery, embedded on first use into <workdir>/train_full/eval/embeddings/ exactl
 `experiments.evaluate --workdir=<workdir>/train_full --root=<workdir>/data --split=synthetic
 --output_dir=<workdir>/train_full/eval` would.
 
-Safe by default: uploads must decode as images within MAX_UPLOAD_BYTES and MAX_PIXELS; the page
-serves thumbnails that the app reads from the gallery's own paths (no file path is ever
-served: `allowed_paths` is empty), and Gradio's files live in a temporary directory of the app.
+Safe by default: uploads must decode as images within the size and pixel limits of
+`sketch_queries`; the page serves thumbnails that the app reads from the gallery's own paths
+(no file path is ever served: `allowed_paths` is empty), and Gradio's files live in a
+temporary directory of the app.
 """
-import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -36,14 +35,13 @@ from PIL import Image
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, no version check
 import gradio as gr  # noqa: E402  pylint: disable=g-import-not-at-top,g-bad-import-order
 
+from experiments import sketch_queries  # noqa: E402
+from experiments import synthetic_workspace  # noqa: E402
 from zsbir_jax import domains  # noqa: E402
 from zsbir_jax.data import augment  # noqa: E402
 from zsbir_jax.data import images  # noqa: E402
-from zsbir_jax.data import lists  # noqa: E402
-from zsbir_jax.evaluation import embedder  # noqa: E402
 from zsbir_jax.evaluation import embeddings  # noqa: E402
 from zsbir_jax.evaluation import search  # noqa: E402
-from zsbir_jax.evaluation import zero_shot  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run_synthetic workspace (serves its train_full "
                                "run), or the training run of --gallery if it has moved.")
@@ -57,76 +55,8 @@ _PORT = flags.DEFINE_integer("port", 7860, "Port to serve on.")
 _TOP_K = flags.DEFINE_integer("top_k", 10, "Photos shown at first (the page can change it).",
                               lower_bound=1)
 
-# A drawn or scanned sketch is a few hundred KB at most; the limits refuse anything far beyond
-# before it is decoded (the pixel count is read from the header).
-MAX_UPLOAD_BYTES = 8 * 2**20
-MAX_PIXELS = 4096 * 4096
 MAX_K = 50
 THUMBNAIL_SIZE = 256  # longest side of the photos sent to the page
-SYNTHETIC_RUN = "train_full"  # run_synthetic's trained recipe
-
-
-@dataclasses.dataclass(frozen=True)
-class Answer:
-  """A query's results: `rank`'s items with "seen" (True, False, None: unknown), and times (s)."""
-  results: list[dict]
-  seconds: dict[str, float]
-
-
-def seen_classes(workdir: str) -> frozenset[str] | None:
-  """The seen (training) classes of a run, from its config.json's data root and split.
-
-  None when the run does not record them or its data is not where it was trained.
-  """
-  try:
-    with open(os.path.join(workdir, embedder.CONFIG_FILE)) as f:
-      data = json.load(f).get("data", {})
-    spec = lists.get_split(data["split"])
-    return frozenset(lists.read_class_names(os.path.join(
-        data["root"], spec.dataset_dir, spec.list_dir, spec.seen_class_file)))
-  except (OSError, KeyError, ValueError):
-    return None
-
-
-def synthetic_gallery(workspace: str, which: str, batch_size: int = 128) -> str:
-  """The unseen gallery of a run_synthetic workspace's run; embedded and written if missing."""
-  run = os.path.join(workspace, SYNTHETIC_RUN)
-  directory = os.path.join(run, "eval" if which == "best" else f"eval_{which}",
-                           zero_shot.EMBEDDINGS_DIR)
-  path = os.path.join(directory, f"{zero_shot.GALLERY}.npz")
-  if not os.path.isfile(path):
-    logging.info("embedding the unseen gallery of %s into %s", run, directory)
-    sets = zero_shot.compute_embeddings(run, which, os.path.join(workspace, "data"), "synthetic",
-                                        0, batch_size, workers=0, with_train_photos=False)
-    os.makedirs(directory, exist_ok=True)
-    for name, s in sets.items():
-      embeddings.save(os.path.join(directory, f"{name}.npz"), s)
-  return path
-
-
-def decode_upload(path: str) -> np.ndarray:
-  """An uploaded file as RGB uint8 (H, W, 3); BadImageError beyond the limits or undecodable."""
-  name = os.path.basename(path)
-  size = os.path.getsize(path)
-  if size > MAX_UPLOAD_BYTES:
-    raise images.BadImageError(name, f"{size} bytes, more than the {MAX_UPLOAD_BYTES} allowed")
-  with open(path, "rb") as f:
-    return images.decode_rgb(f.read(), name, max_pixels=MAX_PIXELS)
-
-
-def query(retriever: search.Retriever, image: np.ndarray, k: int, class_names=(),
-          seen: frozenset[str] | None = None) -> Answer:
-  """Top-k gallery photos for a decoded sketch (RGB uint8), optionally of `class_names` only."""
-  start = time.perf_counter()
-  z = search.embed_images(retriever, [image], domains.SKETCH)
-  embedded = time.perf_counter()
-  names = retriever.gallery.class_names
-  labels = [names.index(c) for c in class_names] if class_names else None
-  results = search.rank(retriever, z, k, labels)[0]
-  done = time.perf_counter()
-  for item in results:
-    item["seen"] = None if seen is None else item["class"] in seen
-  return Answer(results, {"embed": embedded - start, "search": done - embedded})
 
 
 def thumbnail(path: str) -> np.ndarray:
@@ -136,7 +66,7 @@ def thumbnail(path: str) -> np.ndarray:
   return np.asarray(image)
 
 
-def results_markdown(answer: Answer, root: str, decode_seconds: float) -> str:
+def results_markdown(answer: sketch_queries.Answer, root: str, decode_seconds: float) -> str:
   """The results as a Markdown table under a line with the query's times."""
   total = decode_seconds + sum(answer.seconds.values())
   flag = {True: "seen", False: "unseen", None: "?"}
@@ -164,7 +94,7 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
 
   def answer(image, k, class_names, decode_seconds):
     try:
-      result = query(retriever, image, int(k), class_names or (), seen)
+      result = sketch_queries.query(retriever, image, int(k), class_names or (), seen)
       photos = [(thumbnail(r["path"]), f"{r['rank']}. {r['class']} {r['distance']:.3f}")
                 for r in result.results]
       return photos, results_markdown(result, root, decode_seconds), image
@@ -185,7 +115,7 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
       return [], "Upload a sketch image (PNG, JPEG, ...).", None
     start = time.perf_counter()
     try:
-      image = decode_upload(path)
+      image = sketch_queries.decode_upload(path)
     except images.BadImageError as e:
       return [], f"**Not a usable image**: {e}.", None
     return answer(image, k, class_names, time.perf_counter() - start)
@@ -223,7 +153,7 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
 def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs):
   """Serves `page` without a share link; its files go to a temporary directory of the app."""
   return page.launch(server_name=host, server_port=port, share=False, allowed_paths=[],
-                     max_file_size=MAX_UPLOAD_BYTES, **kwargs)
+                     max_file_size=sketch_queries.MAX_UPLOAD_BYTES, **kwargs)
 
 
 def main(argv):
@@ -233,8 +163,9 @@ def main(argv):
   if _GALLERY.value is None:
     if _WORKDIR.value is None:
       raise app.UsageError("give --gallery, or --workdir of a run_synthetic workspace")
-    gallery_path = synthetic_gallery(_WORKDIR.value, _WHICH.value)
-    workdir = os.path.join(_WORKDIR.value, SYNTHETIC_RUN)
+    workspace = synthetic_workspace.Workspace(_WORKDIR.value)
+    gallery_path = synthetic_workspace.unseen_gallery(workspace, _WHICH.value)
+    workdir = os.path.join(_WORKDIR.value, synthetic_workspace.TRAINED_RUN)
   else:
     gallery_path, workdir = _GALLERY.value, _WORKDIR.value
   gallery = embeddings.load(gallery_path)
@@ -243,8 +174,8 @@ def main(argv):
                          f"{gallery.model.which} checkpoint")
   retriever = search.load_retriever(gallery, workdir)
   search.embed_images(retriever, [np.full((8, 8, 3), 255, np.uint8)], domains.SKETCH)  # compile
-  launch(build(retriever, seen_classes(workdir or gallery.model.workdir), _TOP_K.value),
-         _HOST.value, _PORT.value)
+  seen = sketch_queries.seen_classes(workdir or gallery.model.workdir)
+  launch(build(retriever, seen, _TOP_K.value), _HOST.value, _PORT.value)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from zsbir_jax.models import pretrained
 from zsbir_jax.training import pretraining
 
 LOSS_TERMS = ("cls", "quad", "skp", "kd", "da")
+TRAINED_RUN = "train_full"  # run_synthetic's trained recipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,3 +127,23 @@ def evaluate_unseen(run_dir: str, workspace: Workspace, config: ml_collections.C
                                       with_train_photos=False)
   results = zero_shot.evaluate(sets, 0, list(metrics.DEFAULT_METRICS))
   return sets, results, report.build(sets[zero_shot.QUERY], sets[zero_shot.GALLERY], results)
+
+
+def unseen_gallery(workspace: Workspace, which: str = "best", batch_size: int = 128) -> str:
+  """The unseen gallery embeddings of the workspace's trained run; embedded if missing.
+
+  Written with the queries to <run>/eval/embeddings/ ("eval_latest" for the latest
+  checkpoint), as `experiments.evaluate --workdir=<run> --root=<data> --split=synthetic
+  --output_dir=<run>/eval` writes them.
+  """
+  run = os.path.join(workspace.workdir, TRAINED_RUN)
+  directory = os.path.join(run, "eval" if which == "best" else f"eval_{which}",
+                           zero_shot.EMBEDDINGS_DIR)
+  path = os.path.join(directory, f"{zero_shot.GALLERY}.npz")
+  if not os.path.isfile(path):
+    sets = zero_shot.compute_embeddings(run, which, workspace.root, "synthetic", 0, batch_size,
+                                        workers=0, with_train_photos=False)
+    os.makedirs(directory, exist_ok=True)
+    for name, s in sets.items():
+      embeddings.save(os.path.join(directory, f"{name}.npz"), s)
+  return path

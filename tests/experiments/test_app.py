@@ -21,6 +21,7 @@ from playwright import sync_api
 import pytest
 
 from experiments import app as app_lib
+from experiments import sketch_queries
 from tests.evaluation import test_embedder
 from zsbir_jax import domains
 from zsbir_jax.data import images
@@ -56,7 +57,8 @@ def setup(tiny_synthetic, tmp_path_factory):
                                    for r in seen_photos]
   gallery = embeddings.from_records(
       records, test_embedder.reference_embeddings(workdir, records),
-      data.unseen_classes + data.seen_classes, "synthetic", embedder.load_embedder(workdir).identity)
+      data.unseen_classes + data.seen_classes, "synthetic",
+      embedder.load_embedder(workdir).identity)
   path = str(tmp / "gallery.npz")
   embeddings.save(path, gallery)
   with open(tmp / "secret.txt", "w") as f:  # beside the gallery file: must not be served
@@ -64,7 +66,7 @@ def setup(tiny_synthetic, tmp_path_factory):
   return workdir, data, search.load_retriever(gallery), path, tmp
 
 
-def rows(answer: app_lib.Answer, root: str) -> list[list[str]]:
+def rows(answer: sketch_queries.Answer, root: str) -> list[list[str]]:
   """The results table the page shows for `answer` (the body of `results_markdown`)."""
   return [[c.strip() for c in line.strip("|").split("|")]
           for line in app_lib.results_markdown(answer, root, 0.0).splitlines()[4:]]
@@ -80,15 +82,16 @@ def test_query_ranks_as_retrieve(setup, tmp_path):
   assert result.returncode == 0, result.stderr
   with open(output) as f:
     expected = json.load(f)["queries"][0]["results"]
-  seen = app_lib.seen_classes(workdir)
+  seen = sketch_queries.seen_classes(workdir)
   assert seen == set(data.seen_classes)
-  answer = app_lib.query(retriever, app_lib.decode_upload(sketch), 7, seen=seen)
+  answer = sketch_queries.query(retriever, sketch_queries.decode_upload(sketch), 7, seen=seen)
   assert [r["path"] for r in answer.results] == [r["path"] for r in expected]
   np.testing.assert_allclose([r["score"] for r in answer.results],
                              [r["score"] for r in expected], atol=1e-6)
   assert [r["seen"] for r in answer.results] == [r["class"] in seen for r in expected]
   classes = [data.unseen_classes[1], data.seen_classes[0]]
-  filtered = app_lib.query(retriever, app_lib.decode_upload(sketch), 30, classes, seen)
+  filtered = sketch_queries.query(retriever, sketch_queries.decode_upload(sketch), 30, classes,
+                                  seen)
   gallery = retriever.gallery
   assert sorted(r["path"] for r in filtered.results) == sorted(
       p for p, label in zip(gallery.paths, gallery.labels) if gallery.class_names[label]
@@ -100,11 +103,11 @@ def test_upload_limits(tmp_path):
   text = tmp_path / "notes.png"
   text.write_text("not an image")
   with pytest.raises(images.BadImageError, match="notes.png.*not a recognised image format"):
-    app_lib.decode_upload(str(text))
+    sketch_queries.decode_upload(str(text))
   big = tmp_path / "big.png"
   Image.new("L", (4097, 4096), 255).save(big)
   with pytest.raises(images.BadImageError, match="4097 x 4096 pixels, more than the 16777216"):
-    app_lib.decode_upload(str(big))
+    sketch_queries.decode_upload(str(big))
 
 
 def free_port() -> int:
@@ -122,7 +125,7 @@ def served(setup, tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setenv("GRADIO_TEMP_DIR", str(temp))
     search.embed_images(retriever, [np.full((8, 8, 3), 255, np.uint8)], domains.SKETCH)  # compile
-    page = app_lib.build(retriever, app_lib.seen_classes(workdir), top_k=6)
+    page = app_lib.build(retriever, sketch_queries.seen_classes(workdir), top_k=6)
     port = free_port()
     app_lib.launch(page, port=port, prevent_thread_lock=True, quiet=True)
     hosts = set()
@@ -177,8 +180,8 @@ def test_drawn_sketch_gets_the_api_results(served, setup, tmp_path):
   ink = drawn.min(axis=2) < 128
   assert drawn.shape == (384, 384, 3) and 0.01 < ink.mean() < 0.3
   assert not ink[:40].any() and not ink[-40:].any()  # the triangle sits mid-canvas
-  answer = app_lib.query(retriever, drawn, 6, seen=app_lib.seen_classes(retriever.gallery.model
-                                                                        .workdir))
+  seen = sketch_queries.seen_classes(retriever.gallery.model.workdir)
+  answer = sketch_queries.query(retriever, drawn, 6, seen=seen)
   root = os.path.commonpath(retriever.gallery.paths)
   assert page_rows(page) == rows(answer, root)
   assert page.locator("#photos img").count() == 6
@@ -201,9 +204,9 @@ def test_uploads_and_messages(served, setup, tmp_path):
   page.wait_for_selector("#results table")
   # The failed query left the app serving; the upload ranks as the library ranks the file.
   expected = search.search([sketch], retriever.gallery, 6, domains.SKETCH, 1)[0]["results"]
-  seen = app_lib.seen_classes(retriever.gallery.model.workdir)
+  seen = sketch_queries.seen_classes(retriever.gallery.model.workdir)
   root = os.path.commonpath(retriever.gallery.paths)
-  assert page_rows(page) == rows(app_lib.Answer(
+  assert page_rows(page) == rows(sketch_queries.Answer(
       [dict(r, seen=r["class"] in seen) for r in expected], {"embed": 0, "search": 0}), root)
   np.testing.assert_array_equal(received_image(page), images.load_rgb(sketch))
   page.screenshot(path=str(tmp_path / "uploaded.png"), full_page=True)
