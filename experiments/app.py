@@ -150,8 +150,8 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
   return page
 
 
-def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs):
-  """Serves `page` without a share link; its files go to a temporary directory of the app."""
+def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **kwargs):
+  """Serves `page` on `host` without a share link (port None: the first free from 7860)."""
   return page.launch(server_name=host, server_port=port, share=False, allowed_paths=[],
                      max_file_size=sketch_queries.MAX_UPLOAD_BYTES, **kwargs)
 

@@ -1,4 +1,8 @@
-"""Executes experiments/notebooks/quickstart.ipynb top to bottom on its tiny setting (CI)."""
+"""Executes experiments/notebooks/quickstart.ipynb top to bottom on its tiny setting (CI).
+
+Its sketch-and-search cell serves the app inline on a free localhost port, until the kernel
+stops.
+"""
 import base64
 import io
 import os
@@ -43,3 +47,8 @@ def test_quickstart_notebook_runs_and_shows_the_retrieval_grid(tmp_path, monkeyp
   with Image.open(io.BytesIO(base64.b64decode(shown[0]))) as image:
     assert image.size == size
   assert (workdir / "train_full" / "metrics.jsonl").is_file()
+  app_cell = next(cell for cell in code if "sketch_app.launch" in cell.source)
+  frames = [output["data"]["text/html"] for output in app_cell.outputs
+            if output.get("output_type") == "display_data" and "text/html" in output["data"]]
+  assert len(frames) == 1 and "<iframe" in frames[0] and "127.0.0.1" in frames[0], (
+      "the app is not shown inline", app_cell.outputs)
