@@ -56,6 +56,7 @@ _TOP_K = flags.DEFINE_integer("top_k", 10, "Photos shown at first (the page can 
                               lower_bound=1)
 
 MAX_K = 50
+CANVAS_SIZE = (384, 384)  # drawn at 3 px brush radius, ~1/64 of the side as in the sketches
 THUMBNAIL_SIZE = 256  # longest side of the photos sent to the page
 
 
@@ -121,13 +122,16 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
     return answer(image, k, class_names, time.perf_counter() - start)
 
   with gr.Blocks(title="zsbir_jax: sketch and search", analytics_enabled=False) as page:
+    run = os.path.relpath(model.workdir)  # shorter where it is under the working directory
     gr.Markdown(f"## Sketch and search\nModel: step {model.step} ({model.which}) of "
-                f"`{model.workdir}`; gallery: {len(gallery)} photos of "
+                f"`{model.workdir if run.startswith('..') else run}`; gallery: {len(gallery)} photos of "
                 f"{len(gallery.class_names)} classes ({gallery.split or 'no split'}).")
     with gr.Row():
       with gr.Column():
         canvas = gr.Sketchpad(label="Draw a sketch", type="numpy", image_mode="RGB",
-                              canvas_size=(384, 384), format="png", layers=False,
+                              canvas_size=CANVAS_SIZE, format="png", layers=False,
+                              brush=gr.Brush(default_size=3, colors=["#000000"],
+                                             color_mode="fixed"),
                               elem_id="canvas")
         draw_button = gr.Button("Search with the drawing", variant="primary",
                                 elem_id="search-drawing")
