@@ -106,6 +106,8 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
   def search_drawing(editor, k, class_names):
     start = time.perf_counter()
     image = None if editor is None else editor.get("composite")
+    if image is not None and image.shape[0] * image.shape[1] > sketch_queries.MAX_PIXELS:
+      return [], "**Not a usable image**: the drawing has too many pixels.", None
     if image is None or not has_ink(np.asarray(image)[..., :3]):
       return [], "**The canvas is empty**: draw a sketch first, or upload one.", None
     image = np.ascontiguousarray(np.asarray(image, np.uint8)[..., :3])
@@ -164,6 +166,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="zsbir_app_"))
+  # Gradio decodes the editor's images itself: PIL then refuses those of more than twice this.
+  Image.MAX_IMAGE_PIXELS = sketch_queries.MAX_PIXELS
   if _GALLERY.value is None:
     if _WORKDIR.value is None:
       raise app.UsageError("give --gallery, or --workdir of a run_synthetic workspace")

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -110,6 +111,40 @@ def test_upload_limits(tmp_path):
     sketch_queries.decode_upload(str(big))
 
 
+def test_command_serves_a_workspace_on_localhost(tiny_synthetic, tmp_path):
+  """--workdir of a run_synthetic workspace alone: its run and unseen gallery, embedded once."""
+  workspace = tmp_path / "workspace"
+  run = str(workspace / "train_full")
+  test_embedder.make_workdir(run)
+  os.symlink(tiny_synthetic, workspace / "data")
+  port = free_port()
+  (tmp_path / "tmp").mkdir()
+  process = subprocess.Popen(
+      [sys.executable, "-m", "experiments.app", f"--workdir={workspace}", f"--port={port}"],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      env=dict(os.environ, TMPDIR=str(tmp_path / "tmp")))
+  try:
+    config = None
+    for _ in range(300):
+      assert process.poll() is None, process.stdout.read()
+      try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as response:
+          config = response.read().decode()
+        break
+      except (urllib.error.URLError, ConnectionError):
+        time.sleep(0.5)
+    assert config and "gallery: 18 photos of 3 classes (synthetic)" in config
+  finally:
+    process.terminate()
+    output = process.communicate(timeout=30)[0]
+  assert f"http://127.0.0.1:{port}" in output
+  gallery = embeddings.load(str(workspace / "train_full" / "eval" / "embeddings" / "gallery.npz"))
+  records = lists.load_split(str(workspace / "data"), "synthetic").gallery
+  assert gallery.paths == tuple(r.path for r in records)
+  np.testing.assert_allclose(gallery.embeddings, test_embedder.reference_embeddings(run, records),
+                             atol=2e-6)
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -122,7 +157,21 @@ def served(setup, tmp_path_factory):
   assert os.path.isfile(CHROMIUM), f"{CHROMIUM} is missing: install Debian's chromium package"
   workdir, _, retriever, _, _ = setup
   temp = tmp_path_factory.mktemp("gradio")
+  contacted = set()  # every host this process resolves or connects to: the app's own only
+  connect, getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+  def record_connect(sock, address):
+    if isinstance(address, tuple):
+      contacted.add(address[0])
+    return connect(sock, address)
+
+  def record_getaddrinfo(host, *args, **kwargs):
+    contacted.add(host)
+    return getaddrinfo(host, *args, **kwargs)
+
   with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(socket.socket, "connect", record_connect)
+    patch.setattr(socket, "getaddrinfo", record_getaddrinfo)
     patch.setenv("GRADIO_TEMP_DIR", str(temp))
     search.embed_images(retriever, [np.full((8, 8, 3), 255, np.uint8)], domains.SKETCH)  # compile
     page = app_lib.build(retriever, sketch_queries.seen_classes(workdir), top_k=6)
@@ -136,7 +185,8 @@ def served(setup, tmp_path_factory):
         browser.close()
     finally:
       page.close()
-  assert hosts <= {f"127.0.0.1:{port}"}, hosts  # nothing but the app, no fonts or telemetry
+  assert hosts <= {f"127.0.0.1:{port}"}, hosts  # the page: nothing but the app, no web fonts
+  assert contacted and contacted <= {"127.0.0.1", "localhost", "::1"}, contacted  # no telemetry
 
 
 def open_page(served) -> sync_api.Page:
@@ -190,7 +240,9 @@ def test_drawn_sketch_gets_the_api_results(served, setup, tmp_path):
 
 
 def test_uploads_and_messages(served, setup, tmp_path):
-  _, data, retriever, path, _ = setup
+  _, data, retriever, _, _ = setup
+  sketch = data.query[9].path
+  expected = search.search([sketch], retriever.gallery, 6, domains.SKETCH, 1)[0]["results"]
   page = open_page(served)
   upload = page.locator("#upload input[type=file]")
   text = tmp_path / "sketch.png"
@@ -199,11 +251,18 @@ def test_uploads_and_messages(served, setup, tmp_path):
   page.wait_for_selector("#results :text('Not a usable image')")
   assert "not a recognised image format" in page.inner_text("#results")
   page.click("#upload button[aria-label='Clear']")
-  sketch = data.query[9].path
+  best = expected[0]["path"]
+  os.rename(best, best + ".away")  # a gallery photo gone from disk: the query fails
+  try:
+    upload.set_input_files(sketch)
+    page.wait_for_selector("#results :text('The query failed')")
+  finally:
+    os.rename(best + ".away", best)
+  assert best in page.inner_text("#results")
+  page.click("#upload button[aria-label='Clear']")
   upload.set_input_files(sketch)
   page.wait_for_selector("#results table")
-  # The failed query left the app serving; the upload ranks as the library ranks the file.
-  expected = search.search([sketch], retriever.gallery, 6, domains.SKETCH, 1)[0]["results"]
+  # The app is still serving; the upload ranks as the library ranks the file.
   seen = sketch_queries.seen_classes(retriever.gallery.model.workdir)
   root = os.path.commonpath(retriever.gallery.paths)
   assert page_rows(page) == rows(sketch_queries.Answer(
