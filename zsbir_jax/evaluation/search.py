@@ -14,6 +14,7 @@ import numpy as np
 
 from zsbir_jax.data import augment
 from zsbir_jax.data import images
+from zsbir_jax.evaluation import ann
 from zsbir_jax.evaluation import embedder as embedder_lib
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.models import retrieval
@@ -50,10 +51,12 @@ def nearest(query: np.ndarray, gallery: np.ndarray, k: int,
 class Retriever:
   """A gallery with the restored model that embedded it: embeds query images, ranks the gallery.
 
-  The one query path of `experiments.retrieve` and `experiments.app`.
+  The one query path of `experiments.retrieve` and `experiments.app`. With an `index` (see
+  `ann`), unfiltered rankings are approximate; without, exact.
   """
   gallery: embeddings.EmbeddingSet
   embedder: embedder_lib.Embedder
+  index: ann.IvfIndex | None = None
 
 
 def load_retriever(gallery: embeddings.EmbeddingSet, workdir: str | None = None) -> Retriever:
@@ -97,19 +100,23 @@ def rank(retriever: Retriever, z: np.ndarray, top_k: int,
          labels: Sequence[int] | None = None) -> list[list[dict]]:
   """Per query embedding (Q, D), its top_k gallery items, best first.
 
-  `labels` restricts the ranking to the gallery items of those class ids. Each item: {"rank",
-  "path", "score" (cosine similarity), "distance" (Euclidean, of the unit vectors, as in the
-  metrics), "label", "class"}.
+  `labels` restricts the ranking to the gallery items of those class ids (searched exactly,
+  with or without an index). Each item: {"rank", "path", "score" (cosine similarity),
+  "distance" (Euclidean, of the unit vectors, as in the metrics), "label", "class"}.
   """
   gallery = retriever.gallery
-  candidates = (np.arange(len(gallery)) if labels is None
-                else np.flatnonzero(np.isin(gallery.labels, list(labels))))
-  vectors = gallery.embeddings if labels is None else gallery.embeddings[candidates]
-  top, scores = nearest(z, vectors, top_k)
+  candidates = np.arange(len(gallery))
+  if labels is not None:
+    candidates = np.flatnonzero(np.isin(gallery.labels, list(labels)))
+    top, scores = nearest(z, gallery.embeddings[candidates], top_k)
+  elif retriever.index is not None:
+    top, scores = ann.nearest(retriever.index, z, top_k)
+  else:
+    top, scores = nearest(z, gallery.embeddings, top_k)
   return [[{"rank": r + 1, "path": gallery.paths[j], "score": float(score),
             "distance": float(np.sqrt(max(2.0 - 2.0 * score, 0.0))),
             "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
-           for r, (j, score) in enumerate(zip(candidates[row], row_scores))]
+           for r, (j, score) in enumerate(zip(candidates[row[row >= 0]], row_scores))]
           for row, row_scores in zip(top, scores)]
 
 
