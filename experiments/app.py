@@ -8,7 +8,8 @@ Serves a Gradio page on http://127.0.0.1:7860 (--host/--port; no public share li
 with their class, Euclidean distance of the unit embeddings (the metrics' ranking), whether
 the class was seen in training, and the time the query took. The query path is the library's
 (`search.Retriever`: the gallery's own preprocessing, `embed` and exact search), so the page
-ranks as `experiments.retrieve` does.
+ranks as `experiments.retrieve` does. --ivf_lists searches approximately instead (`ann`, for
+galleries of millions of photos).
 
 The gallery is an embeddings file of `experiments.evaluate`, with its training run (--workdir
 if it has moved); a gallery made by another checkpoint or model is refused. --workdir alone
@@ -22,6 +23,7 @@ Safe by default: uploads must decode as images within the size and pixel limits 
 (no file path is ever served: `allowed_paths` is empty), and Gradio's files live in a
 temporary directory of the app.
 """
+import dataclasses
 import os
 import tempfile
 import time
@@ -40,6 +42,7 @@ from experiments import synthetic_workspace  # noqa: E402
 from zsbir_jax import domains  # noqa: E402
 from zsbir_jax.data import augment  # noqa: E402
 from zsbir_jax.data import images  # noqa: E402
+from zsbir_jax.evaluation import ann  # noqa: E402
 from zsbir_jax.evaluation import embeddings  # noqa: E402
 from zsbir_jax.evaluation import search  # noqa: E402
 
@@ -54,6 +57,11 @@ _HOST = flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 exp
 _PORT = flags.DEFINE_integer("port", 7860, "Port to serve on.")
 _TOP_K = flags.DEFINE_integer("top_k", 10, "Photos shown at first (the page can change it).",
                               lower_bound=1)
+_IVF_LISTS = flags.DEFINE_integer("ivf_lists", 0, "Approximate search: a FAISS IVF index of "
+                                  "this many cells (about 4 sqrt(gallery size)); 0: exact.",
+                                  lower_bound=0)
+_IVF_PROBE = flags.DEFINE_integer("ivf_probe", 16, "Cells an IVF search visits per query.",
+                                  lower_bound=1)
 
 MAX_K = 50
 CANVAS_SIZE = (384, 384)  # drawn at 3 px brush radius, ~1/64 of the side as in the sketches
@@ -125,9 +133,14 @@ def build(retriever: search.Retriever, seen: frozenset[str] | None = None,
 
   with gr.Blocks(title="zsbir_jax: sketch and search", analytics_enabled=False) as page:
     run = os.path.relpath(model.workdir)  # shorter where it is under the working directory
+    index = retriever.index
+    method = ("exact" if index is None else
+              f"approximate (FAISS IVF, {index.nprobe} of {index.nlist} cells; exact with a "
+              "class filter)")
     gr.Markdown(f"## Sketch and search\nModel: step {model.step} ({model.which}) of "
-                f"`{model.workdir if run.startswith('..') else run}`; gallery: {len(gallery)} photos of "
-                f"{len(gallery.class_names)} classes ({gallery.split or 'no split'}).")
+                f"`{model.workdir if run.startswith('..') else run}`; gallery: "
+                f"{len(gallery)} photos of {len(gallery.class_names)} classes "
+                f"({gallery.split or 'no split'}); {method} search.")
     with gr.Row():
       with gr.Column():
         canvas = gr.Sketchpad(label="Draw a sketch", type="numpy", image_mode="RGB",
@@ -181,6 +194,9 @@ def main(argv):
     raise app.UsageError(f"--which={_WHICH.value}, but {gallery_path} was embedded by the "
                          f"{gallery.model.which} checkpoint")
   retriever = search.load_retriever(gallery, workdir)
+  if _IVF_LISTS.value:
+    retriever = dataclasses.replace(retriever, index=ann.build(
+        gallery.embeddings, _IVF_LISTS.value, min(_IVF_PROBE.value, _IVF_LISTS.value)))
   search.embed_images(retriever, [np.full((8, 8, 3), 255, np.uint8)], domains.SKETCH)  # compile
   seen = sketch_queries.seen_classes(workdir or gallery.model.workdir)
   launch(build(retriever, seen, _TOP_K.value), _HOST.value, _PORT.value)

@@ -133,7 +133,7 @@ def test_command_serves_a_workspace_on_localhost(tiny_synthetic, tmp_path):
         break
       except (urllib.error.URLError, ConnectionError):
         time.sleep(0.5)
-    assert config and "gallery: 18 photos of 3 classes (synthetic)" in config
+    assert config and "gallery: 18 photos of 3 classes (synthetic); exact search" in config
   finally:
     process.terminate()
     output = process.communicate(timeout=30)[0]
