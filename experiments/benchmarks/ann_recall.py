@@ -20,10 +20,11 @@ from zsbir_jax.evaluation import search
 
 _SIZE = flags.DEFINE_integer("size", 1_000_000, "Gallery vectors.", lower_bound=1)
 _DIM = flags.DEFINE_integer("dim", 128, "Embedding size.", lower_bound=1)
-_QUERIES = flags.DEFINE_integer("queries", 100, "Queries.", lower_bound=1)
+_QUERIES = flags.DEFINE_integer("queries", 100, "Query vectors per gallery.", lower_bound=1)
 _CLUSTERS = flags.DEFINE_integer("clusters", 2000, "Classes of the clustered gallery.",
                                  lower_bound=1)
-_NLIST = flags.DEFINE_integer("nlist", 1024, "IVF cells.", lower_bound=1)
+_NLIST = flags.DEFINE_integer("nlist", 1024, "Cells (k-means centroids) of the IVF index.",
+                             lower_bound=1)
 _NPROBES = flags.DEFINE_list("nprobes", ["4", "16", "64"], "Cells visited per query.")
 _K = 10
 
