@@ -4,11 +4,11 @@
 the gallery's preprocessing, `embed`, exact search), timed by stage. Defines no flags, so the
 app and its latency benchmark (experiments/benchmarks/app_latency.py) can both import it.
 """
+from collections.abc import Sequence
 import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
 
 import numpy as np
 

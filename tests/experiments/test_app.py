@@ -5,7 +5,6 @@ The browser tests start the app on a free localhost port and drive Debian's head
 upload sketches and check the page's results against the Python API for the image the app
 received. They fail, not skip, without Chromium.
 """
-import io
 import json
 import os
 import socket
