@@ -20,7 +20,7 @@ from PIL import Image
 from playwright import sync_api
 import pytest
 
-from experiments import app as app_lib
+from experiments import sketch_page
 from experiments import sketch_queries
 from tests.evaluation import test_embedder
 from zsbir_jax import domains
@@ -69,7 +69,7 @@ def setup(tiny_synthetic, tmp_path_factory):
 def rows(answer: sketch_queries.Answer, root: str) -> list[list[str]]:
   """The results table the page shows for `answer` (the body of `results_markdown`)."""
   return [[c.strip() for c in line.strip("|").split("|")]
-          for line in app_lib.results_markdown(answer, root, 0.0).splitlines()[4:]]
+          for line in sketch_page.results_markdown(answer, root, 0.0).splitlines()[4:]]
 
 
 def test_query_ranks_as_retrieve(setup, tmp_path):
@@ -173,9 +173,9 @@ def served(setup, tmp_path_factory):
     patch.setattr(socket, "getaddrinfo", record_getaddrinfo)
     patch.setenv("GRADIO_TEMP_DIR", str(temp))
     search.embed_images(retriever, [np.full((8, 8, 3), 255, np.uint8)], domains.SKETCH)  # compile
-    page = app_lib.build(retriever, sketch_queries.seen_classes(workdir), top_k=6)
+    page = sketch_page.build(retriever, sketch_queries.seen_classes(workdir), top_k=6)
     port = free_port()
-    app_lib.launch(page, port=port, prevent_thread_lock=True, quiet=True)
+    sketch_page.launch(page, port=port, prevent_thread_lock=True, quiet=True)
     hosts = set()
     try:
       with sync_api.sync_playwright() as playwright:
@@ -227,7 +227,7 @@ def test_drawn_sketch_gets_the_api_results(served, setup, tmp_path):
   page.wait_for_selector("#results table")
   drawn = received_image(page)
   ink = drawn.min(axis=2) < 128
-  assert drawn.shape == app_lib.CANVAS_SIZE + (3,) and 0.002 < ink.mean() < 0.2
+  assert drawn.shape == sketch_page.CANVAS_SIZE + (3,) and 0.002 < ink.mean() < 0.2
   assert not ink[:40].any() and not ink[-40:].any()  # the triangle sits mid-canvas
   seen = sketch_queries.seen_classes(retriever.gallery.model.workdir)
   answer = sketch_queries.query(retriever, drawn, 6, seen=seen)

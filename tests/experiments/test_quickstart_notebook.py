@@ -47,7 +47,7 @@ def test_quickstart_notebook_runs_and_shows_the_retrieval_grid(tmp_path, monkeyp
   with Image.open(io.BytesIO(base64.b64decode(shown[0]))) as image:
     assert image.size == size
   assert (workdir / "train_full" / "metrics.jsonl").is_file()
-  app_cell = next(cell for cell in code if "sketch_app.launch" in cell.source)
+  app_cell = next(cell for cell in code if "sketch_page.launch" in cell.source)
   frames = [output["data"]["text/html"] for output in app_cell.outputs
             if output.get("output_type") == "display_data" and "text/html" in output["data"]]
   assert len(frames) == 1 and "<iframe" in frames[0] and "127.0.0.1" in frames[0], (
