@@ -13,17 +13,22 @@ With --workdir the checkpoint embeds the query and gallery lists (and, for --has
 training photos that ITQ is learned on) and the embeddings are stored under
 `<output_dir>/embeddings/` ({query,gallery,train_photos}.npz); --embeddings evaluates such a
 directory without the model. --hash_bits=64 adds the field's 64-bit ITQ codes ranked by Hamming
-distance. Writes report.json and report.md to --output_dir and prints the table; --pictures
-adds retrieval_grid.png (one query per class with its top photos, relevant ones framed green),
-pr_curve.png and per_class_ap_<embedding>.png.
+distance. --source=tfds --tfds_data_dir=DIR reads the split's TFDS build instead of the list
+files under --root (as config.data.source does in training). Writes report.json and report.md
+to --output_dir and prints the table; --pictures adds retrieval_grid.png (one query per class
+with its top photos, relevant ones framed green), pr_curve.png and per_class_ap_<embedding>.png
+(the grid reads the images at their paths: for a TFDS build, relative to the data root it was
+built from, so run it from there).
 """
 import os
 
 from absl import app
 from absl import flags
 import jax
+import ml_collections
 
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import report
@@ -33,7 +38,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training run to evaluate (model
                                "checkpoints); or give --embeddings.")
 _EMBEDDINGS = flags.DEFINE_string("embeddings", None, "Directory of precomputed embeddings "
                                   "(query.npz, gallery.npz[, train_photos.npz]).")
-_ROOT = flags.DEFINE_string("root", None, "Dataset root (with --workdir).")
+_SOURCE = flags.DEFINE_enum("source", "files", source.SOURCES, "Where the split is read (with "
+                            "--workdir): the list files under --root, or its TFDS build in "
+                            "--tfds_data_dir.")
+_ROOT = flags.DEFINE_string("root", "", "Dataset root (with --workdir and --source=files).")
+_TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", "", "TFDS data directory of the split's "
+                                     "build (with --workdir and --source=tfds).")
 _SPLIT = flags.DEFINE_enum("split", None, sorted(lists.SPLITS), "Zero-shot split (with "
                            "--workdir; with --embeddings, checked against theirs).")
 _WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint to evaluate.")
@@ -70,11 +80,16 @@ def main(argv):
   if _PICTURES.value and not ap_metrics:
     raise app.UsageError(f"--pictures needs an mAP metric in --metrics={_METRICS.value}")
   if _WORKDIR.value is not None:
-    if _ROOT.value is None or _SPLIT.value is None:
-      raise app.UsageError("--workdir needs --root and --split")
-    sets = zero_shot.compute_embeddings(_WORKDIR.value, _WHICH.value, _ROOT.value, _SPLIT.value,
-                              _IMAGE_SIZE.value, _BATCH_SIZE.value, _WORKERS.value,
-                              with_train_photos=_HASH_BITS.value > 0)
+    data = ml_collections.ConfigDict(dict(source=_SOURCE.value, root=_ROOT.value,
+                                         split=_SPLIT.value or "",
+                                         tfds_data_dir=_TFDS_DATA_DIR.value))
+    try:
+      split = source.open_split(data)
+    except ValueError as e:
+      raise app.UsageError(f"--workdir: {e}") from e
+    sets = zero_shot.compute_embeddings(_WORKDIR.value, _WHICH.value, split, _IMAGE_SIZE.value,
+                                        _BATCH_SIZE.value, _WORKERS.value,
+                                        with_train_photos=_HASH_BITS.value > 0)
     if jax.process_index() == 0:
       directory = os.path.join(_OUTPUT_DIR.value, zero_shot.EMBEDDINGS_DIR)
       os.makedirs(directory, exist_ok=True)

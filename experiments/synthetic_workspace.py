@@ -16,6 +16,7 @@ import ml_collections
 
 from experiments.configs import synthetic as synthetic_config
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.data import synthetic
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import metrics
@@ -86,10 +87,10 @@ def pretrain_backbone(workspace: Workspace, config: ml_collections.ConfigDict,
 
 
 def prepare_knowledge(workspace: Workspace, config: ml_collections.ConfigDict) -> None:
-  """Writes the backbone's class-wise knowledge table (once)."""
+  """Writes the backbone's class-wise knowledge table (once), from a `run_config`'s data."""
   if not os.path.isfile(workspace.knowledge):
     knowledge.save(workspace.knowledge, knowledge.prepare(
-        workspace.root, "synthetic", workspace.backbone, config.data.image_size,
+        source.open_split(config.data), workspace.backbone, config.data.image_size,
         config.data.eval_batch_size, temperature=1.0))
 
 
@@ -122,7 +123,7 @@ def evaluate_unseen(run_dir: str, workspace: Workspace, config: ml_collections.C
 
   Returns (embedding sets, [(kind, Evaluation)], report dict of `report.build`).
   """
-  sets = zero_shot.compute_embeddings(run_dir, "best", workspace.root, "synthetic", 0,
+  sets = zero_shot.compute_embeddings(run_dir, "best", source.open_split(config.data), 0,
                                       config.data.eval_batch_size, workers=0,
                                       with_train_photos=False)
   results = zero_shot.evaluate(sets, 0, list(metrics.DEFAULT_METRICS))

@@ -1,13 +1,13 @@
-"""Inference shared by training, the method and evaluation: restore a run, predict over a list.
+"""Inference shared by training, the method and evaluation: restore a run, predict over a source.
 
 `load_model_variables` reads the model variables of a training run's checkpoint (the directory
-names are the ones `training.checkpoint` writes). `predict_records` runs a model over every
-record of a list, in order, preprocessed for evaluation (no augmentation); `predict` is its
-loop over an evaluation dataset: `pipeline.eval_dataset` (padded global batches with 'mask' and
-'index') sharded over the mesh's data axis, outputs gathered to every process, padding dropped
-and the result checked to hold each source index exactly once.
+names are the ones `training.checkpoint` writes). `predict_source` runs a model over every item
+of a `data.source` source, in order, preprocessed for evaluation (no augmentation); `predict` is
+its loop over an evaluation dataset: `pipeline.eval_dataset` (padded global batches with 'mask'
+and 'index') sharded over the mesh's data axis, outputs gathered to every process, padding
+dropped and the result checked to hold each source index exactly once.
 """
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 import os
 from typing import Any
 
@@ -17,9 +17,7 @@ import orbax.checkpoint as ocp
 
 from zsbir_jax import sharding
 from zsbir_jax.data import augment
-from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
-from zsbir_jax.data import source
 
 # A training run's checkpoint directories under its workdir (see training/checkpoint.py).
 LATEST_DIR = "checkpoints"
@@ -66,22 +64,23 @@ def predict(
   return result
 
 
-def predict_records(
+def predict_source(
     apply: Callable[[Any, jax.Array], jax.Array],
     variables: Any,
-    records: Sequence[lists.Record],
+    items,
     input_config: augment.AugmentConfig,
     batch_size: int,
     *,
     mesh: jax.sharding.Mesh | None = None,
     workers: int = 0,
 ) -> np.ndarray:
-  """(N, ...) apply(variables, images) of every record, row i of records[i].
+  """(N, ...) apply(variables, images) of every item of a source, row i of items[i].
 
   Args:
     apply: (variables, images (B, H, W, 3)) -> outputs (B, ...), e.g. a model's logits.
     variables: host arrays or global jax.Arrays; replicated over the mesh here.
-    records: the images, preprocessed per their domain as in evaluation (no augmentation).
+    items: a source of `data.source` (a list of source.open_split, a RecordSource of image
+      files, a Selection), preprocessed per domain as in evaluation (no augmentation).
     input_config: input size and sketch framing.
     batch_size: global batch size, a multiple of the mesh's devices; the last batch is padded.
     mesh: the device mesh (default: every device).
@@ -90,7 +89,6 @@ def predict_records(
   mesh = sharding.make_mesh() if mesh is None else mesh
   if batch_size % mesh.size:
     raise ValueError(f"batch size {batch_size} is not a multiple of the {mesh.size} devices")
-  items = source.RecordSource(records)
   dataset = pipeline.eval_dataset(items, batch_size, input_config,
                                   process_index=jax.process_index(),
                                   process_count=jax.process_count())

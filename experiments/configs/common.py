@@ -92,11 +92,16 @@ def parse_arg(arg: str | None, **defaults):
 def training_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Adds the data, initialisation and loop blocks every launcher config has (in place)."""
   config.data = ml_collections.ConfigDict(dict(
-      root="", split="", image_size=224, classes_per_batch=10, items_per_class=2,
-      workers=2, threads=4, prefetch=4, check="full", check_workers=2, eval_batch_size=128,
-      crop_sketch_to_ink=False))
-  # check: "full" decodes every image, "quick" reads headers and sizes, "off" skips the check;
-  # a passed check is remembered in the workdir until the lists or images change.
+      source="files", root="", split="", tfds_data_dir="", image_size=224, classes_per_batch=10,
+      items_per_class=2, workers=2, threads=4, prefetch=4, check="full", check_workers=2,
+      eval_batch_size=128, crop_sketch_to_ink=False))
+  # source: where every list of the split is read (zsbir_jax/data/source.py, open_split):
+  # "files", the list files and images under `root`; "tfds", the split's ArrayRecord build
+  # (zsbir_jax/data/tfds_builders.py) in the TFDS data directory `tfds_data_dir` (`root` unused).
+  # Both give the same batches for the same seed: the build stores the original image bytes.
+  # check: "full" decodes every image, "quick" reads headers and sizes (of a TFDS build: its
+  # metadata, no image), "off" skips the check; a passed check is remembered in the workdir
+  # until the lists or images (or the build's files) change.
   # backbone: a pretrained-backbone directory (experiments.convert_weights or
   # experiments.pretrain_backbone); empty trains from scratch. knowledge: the class-wise table
   # of experiments.prepare_knowledge, needed by recipes with class-wise skp (eff, full).

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import numpy as np
 from PIL import Image
 
@@ -229,9 +230,11 @@ def test_quick_mode_reads_headers_and_sizes_full_mode_decodes(tmp_path):
 def test_a_passed_check_is_remembered_until_the_data_changes(tmp_path):
   base, list_dir = _make_tree(str(tmp_path / "data"))
   root, record = str(tmp_path / "data"), str(tmp_path / "run")
+  config = ml_collections.ConfigDict(dict(source="files", root=root, split="synthetic",
+                                          tfds_data_dir=""))
 
   def once(mode="full"):
-    outcome = check.check_once(root, "synthetic", mode=mode, record_dir=record)
+    outcome = check.check_once(config, mode=mode, record_dir=record)
     assert outcome.report is None or not outcome.report.problems
     return outcome
 
@@ -261,6 +264,6 @@ def test_a_passed_check_is_remembered_until_the_data_changes(tmp_path):
   with open(image, "wb") as f:
     f.write(data[:len(data) // 2])
   for _ in range(2):  # a failed check is not remembered
-    outcome = check.check_once(root, "synthetic", mode="full", record_dir=record)
+    outcome = check.check_once(config, mode="full", record_dir=record)
     assert not outcome.skipped and outcome.report.problems
     assert "failed" in outcome.describe()

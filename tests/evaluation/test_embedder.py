@@ -12,6 +12,7 @@ from zsbir_jax import sharding
 from zsbir_jax.data import augment
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.models import retrieval
@@ -95,12 +96,13 @@ def test_extract_equals_per_item_embedding(workdir, tiny_synthetic):
             "input_mean": list(augment.IMAGENET_PIXEL_MEAN),
             "input_std": list(augment.IMAGENET_PIXEL_STD)},
       image_size=IMAGE_SIZE, crop_sketch_to_ink=True)
-  z = embedder.extract(restored, records, batch_size=8, mesh=sharding.make_mesh())
+  z = embedder.extract(restored, source.RecordSource(records), batch_size=8,
+                       mesh=sharding.make_mesh())
   assert z.shape == (23, 16) and z.dtype == np.float32
   np.testing.assert_allclose(z, reference_embeddings(workdir, records), atol=2e-6)
   np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-6)
   with pytest.raises(ValueError, match="batch size 6 is not a multiple of the 8 devices"):
-    embedder.extract(restored, records, batch_size=6)
+    embedder.extract(restored, source.RecordSource(records), batch_size=6)
 
 
 def test_load_embedder_needs_an_image_size(tmp_path):

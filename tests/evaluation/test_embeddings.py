@@ -4,6 +4,7 @@ import pytest
 
 from zsbir_jax import domains
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embeddings
 
 
@@ -15,7 +16,8 @@ def test_save_load_round_trip(tmp_path):
              lists.Record("/d/cup/2.jpg", 0, domains.PHOTO),
              lists.Record("/d/cup/3.JPEG", 0, domains.PHOTO)]
   z = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
-  stored = embeddings.from_records(records, z, ("cup", "alarm clock"), "tuberlin30", identity)
+  stored = embeddings.from_source(source.RecordSource(records), z, ("cup", "alarm clock"),
+                                  "tuberlin30", identity)
   path = str(tmp_path / "set.npz")
   embeddings.save(path, stored)
   loaded = embeddings.load(path)

@@ -7,6 +7,7 @@ import pytest
 
 from zsbir_jax import domains
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import hashing
 from zsbir_jax.evaluation import metrics
@@ -22,7 +23,7 @@ def embedding_set(labels, domain, rng):
   z = rng.standard_normal((len(labels), 8)).astype(np.float32)
   z /= np.linalg.norm(z, axis=1, keepdims=True)
   records = [lists.Record(f"/d/{CLASSES[c]}/{i}.png", c, domain) for i, c in enumerate(labels)]
-  return embeddings.from_records(records, z, CLASSES, "sketchy25", IDENTITY)
+  return embeddings.from_source(source.RecordSource(records), z, CLASSES, "sketchy25", IDENTITY)
 
 
 def make_report():

@@ -12,6 +12,7 @@ from tests.evaluation import test_embedder
 from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import search
@@ -26,8 +27,8 @@ def setup(tiny_synthetic, tmp_path_factory):
   workdir = str(tmp / "run")
   test_embedder.make_workdir(workdir)
   data = lists.load_split(tiny_synthetic, "synthetic")
-  gallery = embeddings.from_records(
-      data.gallery, test_embedder.reference_embeddings(workdir, data.gallery),
+  gallery = embeddings.from_source(
+      source.RecordSource(data.gallery), test_embedder.reference_embeddings(workdir, data.gallery),
       data.unseen_classes, "synthetic", embedder.load_embedder(workdir).identity)
   path = str(tmp / "gallery.npz")
   embeddings.save(path, gallery)

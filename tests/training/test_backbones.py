@@ -8,6 +8,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from PIL import Image
 import pytest
@@ -16,6 +17,7 @@ from experiments.configs import synthetic as synthetic_config
 from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embedder
 from zsbir_jax.method import knowledge
 from zsbir_jax.models import backbones
@@ -43,8 +45,9 @@ def lite(tiny_synthetic, tmp_path_factory):
                                  num_classes=TEACHER_CLASSES, source="test-lite")
   variables = spec.model().init(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))
   pretrained.save(str(directory / "backbone"), variables, spec)
-  table = knowledge.prepare(tiny_synthetic, "synthetic", str(directory / "backbone"), SIZE,
-                            batch_size=16, temperature=1.0)
+  table = knowledge.prepare(source.open_split(ml_collections.ConfigDict(dict(
+      source="files", root=tiny_synthetic, split="synthetic", tfds_data_dir=""))),
+      str(directory / "backbone"), SIZE, batch_size=16, temperature=1.0)
   knowledge.save(str(directory / "knowledge.npz"), table)
   return {"root": tiny_synthetic, "backbone": str(directory / "backbone"),
           "knowledge": str(directory / "knowledge.npz"), "variables": variables, "spec": spec,
@@ -92,7 +95,7 @@ def test_recipes_train_with_efficientnet_lite(lite, recipe, tmp_path):
     data = lists.load_split(lite["root"], "synthetic")
     records = data.query[:6] + data.gallery[:6]
     restored = embedder.load_embedder(str(tmp_path), "latest")
-    z = embedder.extract(restored, records, batch_size=8)
+    z = embedder.extract(restored, source.RecordSource(records), batch_size=8)
     e = restored.model.apply(restored.variables, lite_inputs(records),
                              method=retrieval.RetrievalModel.encode)
     e = np.asarray(e, np.float64)

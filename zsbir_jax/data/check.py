@@ -15,21 +15,33 @@ headers and sizes (an empty or header-truncated file fails it, a truncated body 
 `check_once` remembers a passed check by a fingerprint of the split's list, class and manifest
 files (their contents) and of its images (sizes and modification times), so that a training
 run started again on unchanged data does not repeat it.
+
+A TFDS build (data.source='tfds', `check_tfds`) is checked from what it holds, read through
+source.open_split: the same class, label, duplicate and leak checks on the build's metadata
+(class names, labels, paths), every list in its domain, the item counts against the published
+ones (generated splits record theirs in the data root's manifest, which the build does not
+carry: n/a), and in "full" mode every stored image decoded as training decodes it; "quick" reads
+no image (the build decoded each once when it was written). Its fingerprint is the build's
+files (names, sizes, modification times).
 """
 import collections
 import dataclasses
 import functools
+import concurrent.futures
 import hashlib
 import json
 import multiprocessing
 import os
 import time
 
+import numpy as np
+
 from PIL import Image
 
 from zsbir_jax.domains import PHOTO, SKETCH
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 
 MODES = ("quick", "full")
 RECORD_FILE = "data_check.json"
@@ -260,6 +272,90 @@ def _check_labels(role: str, list_file: str, records: list[lists.Record], names:
         + ", ".join(f"{label} (e.g. {example[label]!r})" for label in unknown[:max_examples]))
 
 
+def _tfds_expected(spec: lists.SplitSpec, num_val: int) -> dict[str, int | None]:
+  """Published counts per list of a TFDS build (None for generated splits: their manifest is
+  in the data root); without a test list, val is held out of the train sketch list."""
+  if spec.manifest is not None:
+    return {}
+  counts = spec.published
+  if spec.test_sketch_list is not None:
+    train_sketch, val = counts.train_sketch, counts.test_sketch
+  else:
+    val = spec.val_per_class * spec.num_seen if spec.num_seen else None
+    train_sketch = (counts.train_sketch - num_val
+                    if counts.train_sketch is not None else None)
+  return {"train_sketch": train_sketch, "train_photo": counts.train_photo, "val": val,
+          "query": counts.query, "gallery": counts.gallery}
+
+
+def _undecodable(items, mode: str, workers: int) -> dict[str, str]:
+  """{path: reason} of the items of a source whose stored image does not decode ("full")."""
+  if mode != "full":
+    return {}
+
+  def reason(i: int) -> str | None:
+    try:
+      items[i]
+    except images.BadImageError as e:
+      return str(e)
+    return None
+
+  with concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool:
+    reasons = list(pool.map(reason, range(len(items))))
+  return {items.paths[i]: r for i, r in enumerate(reasons) if r is not None}
+
+
+def check_tfds(split: source.Split, where: str, *, mode: str = "full", workers: int = 1,
+               max_examples: int = 5) -> Report:
+  """Checks a split's TFDS build (source.open_split of data.source='tfds'), each image by `mode`.
+
+  `where` names the build in the report (its data directory); `workers` threads decode.
+  """
+  if mode not in MODES:
+    raise ValueError(f"unknown check mode {mode!r}; choose one of {MODES}")
+  spec = lists.get_split(split.name)
+  problems: list[str] = []
+  classes = {"seen": list(split.seen_classes), "unseen": list(split.unseen_classes)}
+  for role, names in classes.items():
+    expected = getattr(spec, f"num_{role}")
+    if expected is not None and spec.manifest is None and len(names) != expected:
+      problems.append(f"{role} classes of the build: {len(names)}, expected {expected}")
+  _check_class_sets(spec, classes, f"the build's unseen classes ({where})", max_examples,
+                    problems)
+  train = split.train
+  parts = {"train_sketch": (source.Selection((train, np.flatnonzero(train.domains == SKETCH))),
+                            "seen"),
+           "train_photo": (source.Selection((train, np.flatnonzero(train.domains == PHOTO))),
+                           "seen"),
+           "val": (split.val, "seen"), "query": (split.query, "unseen"),
+           "gallery": (split.gallery, "unseen")}
+  expected = _tfds_expected(spec, len(split.val))
+  checks, records_by_role = [], {}
+  for role, (items, class_role) in parts.items():
+    name = f"{source.TFDS_NAME}/{split.name} {role}"
+    domain = _list_domain("test_sketch" if role == "val" else role)
+    wrong = [p for p, d in zip(items.paths, items.domains) if d != domain]
+    if wrong:
+      problems.append(f"{role}: {len(wrong):,} items of the other domain: "
+                      f"{_examples(wrong, max_examples)}")
+    records = [lists.Record(p, int(label), int(d))
+               for p, label, d in zip(items.paths, items.labels, items.domains)]
+    records_by_role[role] = records
+    checks.append(_check_list(role, name, records, expected.get(role),
+                              dict.fromkeys(items.paths, True),
+                              _undecodable(items, mode, workers), max_examples, problems))
+    _check_labels(role, name, records, classes[class_role],
+                  f"the build's {class_role} classes", max_examples, problems)
+  for train_role in ("train_sketch", "train_photo", "val"):
+    for test_role in TEST_ROLES:
+      both = sorted({os.path.normpath(r.path) for r in records_by_role[train_role]}
+                    & {os.path.normpath(r.path) for r in records_by_role[test_role]})
+      if both:
+        problems.append(f"{len(both):,} files of the {train_role} list are also in the "
+                        f"{test_role} list: {_examples(both, max_examples)}")
+  return Report(split.name, where, mode, tuple(checks), tuple(problems))
+
+
 def format_report(report: Report) -> str:
   """A table of the per-list findings followed by the problems (or "OK")."""
   lines = [f"split {report.split} under {report.root} ({report.mode} check)",
@@ -313,28 +409,48 @@ def fingerprint(root: str, name: str) -> str:
   return digest.hexdigest()
 
 
+def fingerprint_tfds(build_dir: str, name: str) -> str:
+  """A digest of the files of a TFDS build of split `name` under `build_dir` (every version):
+  their paths, sizes and modification times."""
+  digest = hashlib.sha256(json.dumps([_FINGERPRINT_VERSION, "tfds", name,
+                                      os.path.abspath(build_dir)]).encode())
+  for directory, subdirs, files in os.walk(build_dir):
+    subdirs.sort()
+    for path in sorted(os.path.join(directory, f) for f in files):
+      stat = os.stat(path)
+      digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+  return digest.hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
   """What `check_once` did: `report` is None when a remembered check was still valid."""
   split: str
+  source: str
   mode: str
   skipped: bool
   seconds: float
   report: Report | None
 
   def describe(self) -> str:
-    """One line for the log: which check ran, or why none did, and how long it took."""
+    """One line for the log: which check ran (and of what), or why none did, how long it took."""
+    what = f"split {self.split}"
+    if self.source == "tfds":
+      what += (" (its TFDS build: metadata, classes, labels, counts and domains; "
+               + ("every stored image decoded)" if self.mode == "full" else "no image read)"))
     if self.skipped:
-      return (f"data check: skipped, a {self.mode} check of split {self.split} passed before and "
+      return (f"data check: skipped, a {self.mode} check of {what} passed before and "
               f"its fingerprint still matches ({self.seconds:.1f} s to compare)")
     result = "failed" if self.report.problems else "passed"
-    return f"data check: {self.mode} check of split {self.split} {result} in {self.seconds:.1f} s"
+    return f"data check: {self.mode} check of {what} {result} in {self.seconds:.1f} s"
 
 
-def check_once(root: str, name: str, *, mode: str, record_dir: str | None, workers: int = 1,
+def check_once(data, *, mode: str, record_dir: str | None, workers: int = 1,
                max_examples: int = 5) -> Outcome:
-  """`check_split`, unless `record_dir` remembers a passed check that still holds.
+  """The check of a config's split (`check_split`, or `check_tfds` for data.source='tfds'),
+  unless `record_dir` remembers a passed check that still holds.
 
+  `data`: a config's data block (source, split, root, tfds_data_dir; see source.open_split).
   A passed check is recorded in `<record_dir>/data_check.json` with the fingerprint taken before
   it ran; a later call skips the check if the fingerprint is unchanged and the recorded mode is
   at least as thorough as `mode` (a full check covers a quick one). `record_dir=None` always
@@ -342,18 +458,30 @@ def check_once(root: str, name: str, *, mode: str, record_dir: str | None, worke
   """
   start = time.perf_counter()
   record_path = os.path.join(record_dir, RECORD_FILE) if record_dir else None
-  digest = fingerprint(root, name) if record_path else None
+  if data.source == "tfds":
+    where = os.path.join(data.tfds_data_dir, source.TFDS_NAME, data.split)
+    take_fingerprint = lambda: fingerprint_tfds(where, data.split)
+    run = lambda: check_tfds(source.open_split(data), where, mode=mode, workers=workers,
+                             max_examples=max_examples)
+  else:
+    where = data.root
+    take_fingerprint = lambda: fingerprint(data.root, data.split)
+    run = lambda: check_split(data.root, data.split, mode=mode, workers=workers,
+                              max_examples=max_examples)
+  digest = take_fingerprint() if record_path else None
   if record_path and os.path.isfile(record_path):
     with open(record_path, encoding="utf-8") as f:
       record = json.load(f)
-    if record["fingerprint"] == digest and MODES.index(record["mode"]) >= MODES.index(mode):
-      return Outcome(name, record["mode"], True, time.perf_counter() - start, None)
-  report = check_split(root, name, mode=mode, workers=workers, max_examples=max_examples)
+    if (record.get("fingerprint") == digest
+        and MODES.index(record["mode"]) >= MODES.index(mode)):
+      return Outcome(data.split, data.source, record["mode"], True,
+                     time.perf_counter() - start, None)
+  report = run()
   if record_path and not report.problems:
     os.makedirs(record_dir, exist_ok=True)
     partial = f"{record_path}.{os.getpid()}.tmp"  # atomic: processes may share the directory
     with open(partial, "w", encoding="utf-8") as f:
-      json.dump({"split": name, "root": os.path.abspath(root), "mode": mode,
-                 "fingerprint": digest}, f, indent=2)
+      json.dump({"split": data.split, "source": data.source, "data": os.path.abspath(where),
+                 "mode": mode, "fingerprint": digest}, f, indent=2)
     os.replace(partial, record_path)
-  return Outcome(name, mode, False, time.perf_counter() - start, report)
+  return Outcome(data.split, data.source, mode, False, time.perf_counter() - start, report)

@@ -9,7 +9,9 @@ TFDS splits: "train" (seen sketches and photos), "val" (held-out seen sketches),
 split is item i of its list) and store the original image file bytes, the label, the domain
 and the path relative to the root; every image is decoded once while building, so a bad file
 fails the build naming its path. The dataset metadata holds the class names and every split's
-labels and domains, which source.TfdsSource gives the sampler without reading the records.
+labels, domains and paths, which source.TfdsSource gives the sampler, the metrics and the
+embedding files without reading the records. Train from a build with config.data.source='tfds'
+and config.data.tfds_data_dir (source.open_split).
 
 Building needs tensorflow and tensorflow_datasets (the `tfds` extra); reading them back with
 `tfds.data_source` does not run TensorFlow.
@@ -21,15 +23,17 @@ import tensorflow_datasets as tfds
 
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
-
-NAME = "zsbir"
+from zsbir_jax.data import source
 
 
 class Zsbir(tfds.core.GeneratorBasedBuilder):
   """The zero-shot SBIR splits of lists.SPLITS, one builder config each."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Original image bytes, label, domain and path; list order."}
+  name = source.TFDS_NAME
+
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Original image bytes, label, domain and path; list order.",
+                   "1.1.0": "Every split's paths in the metadata."}
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=spec.name, description=spec.description)
                      for spec in lists.SPLITS.values()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -62,7 +66,9 @@ class Zsbir(tfds.core.GeneratorBasedBuilder):
     self.info.metadata.update(
         classes=classes,
         labels={split: [r.label for r in records] for split, records in splits.items()},
-        domains={split: [r.domain for r in records] for split, records in splits.items()})
+        domains={split: [r.domain for r in records] for split, records in splits.items()},
+        paths={split: [os.path.relpath(r.path, root) for r in records]
+               for split, records in splits.items()})
     return {split: self._generate_examples(records, root) for split, records in splits.items()}
 
   def _generate_examples(self, records: tuple[lists.Record, ...], root: str):
@@ -80,7 +86,7 @@ class Zsbir(tfds.core.GeneratorBasedBuilder):
 def build(split: str, root: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """Builds config `split` of the zsbir dataset from data root `root` into `data_dir`.
 
-  Read it back with source.TfdsSource(f"zsbir/{split}", tfds_split, data_dir).
+  Read it back with source.open_split (data.source='tfds', data.tfds_data_dir=data_dir).
   """
   builder = Zsbir(config=split, data_dir=data_dir)
   builder.download_and_prepare(

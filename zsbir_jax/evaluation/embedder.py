@@ -2,10 +2,10 @@
 
 `load_embedder` restores a run's model (`model.json`, with the input normalisation it was
 trained with, a checkpoint, the input size and sketch framing of its `config.json`); `extract`
-runs the jitted, sharded `retrieval.embed` over records with `inference.predict_records` (every
-item exactly once, in order).
+runs the jitted, sharded `retrieval.embed` over a source (a split's list of
+`data.source.open_split`, image files, a Selection) with `inference.predict_source` (every item
+exactly once, in order).
 """
-from collections.abc import Sequence
 import dataclasses
 import functools
 import json
@@ -17,7 +17,6 @@ import numpy as np
 
 from zsbir_jax import inference
 from zsbir_jax.data import augment
-from zsbir_jax.data import lists
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.models import retrieval
 
@@ -55,23 +54,22 @@ def load_embedder(workdir: str, which: str = "best", image_size: int | None = No
   return Embedder(model, variables, identity)
 
 
-def extract(embedder: Embedder, records: Sequence[lists.Record], batch_size: int, *,
+def extract(embedder: Embedder, items, batch_size: int, *,
             mesh: jax.sharding.Mesh | None = None, workers: int = 0) -> np.ndarray:
-  """(N, D) float32 L2-normalised embeddings of `records` by a restored model (`embed_records`)."""
-  return embed_records(embedder.model, embedder.variables, records,
+  """(N, D) float32 L2-normalised embeddings of source `items` by a restored model."""
+  return embed_source(embedder.model, embedder.variables, items,
                        embedder.identity.input_config(), batch_size, mesh=mesh, workers=workers)
 
 
-def embed_records(model: retrieval.RetrievalModel, variables: Any,
-                  records: Sequence[lists.Record], input_config: augment.AugmentConfig,
-                  batch_size: int, *, mesh: jax.sharding.Mesh | None = None,
-                  workers: int = 0) -> np.ndarray:
-  """(N, D) float32 L2-normalised embeddings of `records`, row i of records[i].
+def embed_source(model: retrieval.RetrievalModel, variables: Any, items,
+                 input_config: augment.AugmentConfig, batch_size: int, *,
+                 mesh: jax.sharding.Mesh | None = None, workers: int = 0) -> np.ndarray:
+  """(N, D) float32 L2-normalised embeddings of the items of a source, row i of items[i].
 
   Images are preprocessed per their domain as in evaluation (no augmentation) and embedded in
   global batches of `batch_size` split over the mesh's devices (default: all); the last batch
   is padded and its padding dropped. `variables` may be host arrays or global jax.Arrays.
   """
-  z = inference.predict_records(functools.partial(retrieval.embed, model), variables, records,
-                                input_config, batch_size, mesh=mesh, workers=workers)
+  z = inference.predict_source(functools.partial(retrieval.embed, model), variables, items,
+                               input_config, batch_size, mesh=mesh, workers=workers)
   return z.astype(np.float32)

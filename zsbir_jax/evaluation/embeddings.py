@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from zsbir_jax.data import augment
-from zsbir_jax.data import lists
 from zsbir_jax.models import retrieval
 
 
@@ -49,7 +48,7 @@ class EmbeddingSet:
 
   Attributes:
     embeddings: (N, D) float32, L2-normalised.
-    paths: N image paths.
+    paths: N image paths (of a TFDS build: relative to the data root it was built from).
     labels: (N,) int64 class ids indexing `class_names` (-1 for unlabelled queries).
     domains: (N,) int64, domains.SKETCH or domains.PHOTO.
     class_names: names of the class ids.
@@ -68,15 +67,15 @@ class EmbeddingSet:
     return len(self.paths)
 
 
-def from_records(records: Sequence[lists.Record], embeddings: np.ndarray,
-                 class_names: Sequence[str], split: str, model: ModelIdentity) -> EmbeddingSet:
-  """An EmbeddingSet of `records` and their (N, D) embeddings."""
-  if len(records) != len(embeddings):
-    raise ValueError(f"{len(records)} records but {len(embeddings)} embeddings")
+def from_source(items, embeddings: np.ndarray, class_names: Sequence[str], split: str,
+                model: ModelIdentity) -> EmbeddingSet:
+  """An EmbeddingSet of the items of a source (their paths, labels, domains) and their (N, D)
+  embeddings."""
+  if len(items) != len(embeddings):
+    raise ValueError(f"{len(items)} items but {len(embeddings)} embeddings")
   return EmbeddingSet(
-      embeddings=np.asarray(embeddings, np.float32), paths=tuple(r.path for r in records),
-      labels=np.array([r.label for r in records], np.int64),
-      domains=np.array([r.domain for r in records], np.int64),
+      embeddings=np.asarray(embeddings, np.float32), paths=tuple(items.paths),
+      labels=np.asarray(items.labels, np.int64), domains=np.asarray(items.domains, np.int64),
       class_names=tuple(class_names), split=split, model=model)
 
 

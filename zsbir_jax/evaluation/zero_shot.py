@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from zsbir_jax import domains
-from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embedder as embedder_lib
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import hashing
@@ -24,25 +24,27 @@ EMBEDDINGS_DIR = "embeddings"
 QUERY, GALLERY, TRAIN_PHOTOS = "query", "gallery", "train_photos"
 
 
-def compute_embeddings(workdir: str, which: str, root: str, split: str, image_size: int,
+def compute_embeddings(workdir: str, which: str, split: source.Split, image_size: int,
                        batch_size: int, workers: int,
                        with_train_photos: bool) -> dict[str, embeddings.EmbeddingSet]:
-  """Embeds the split's queries and gallery (and training photos) with the run's checkpoint."""
-  data = lists.load_split(root, split)
+  """Embeds the split's queries and gallery (and training photos) with the run's checkpoint.
+
+  `split`: source.open_split of the config's data block (either data.source).
+  """
   embedder = embedder_lib.load_embedder(workdir, which, image_size or None)
-  parts = {QUERY: (data.query, data.unseen_classes),
-           GALLERY: (data.gallery, data.unseen_classes)}
+  parts = {QUERY: (split.query, split.unseen_classes),
+           GALLERY: (split.gallery, split.unseen_classes)}
   if with_train_photos:
-    parts[TRAIN_PHOTOS] = ([r for r in data.train if r.domain == domains.PHOTO],
-                           data.seen_classes)
+    photos = np.flatnonzero(split.train.domains == domains.PHOTO)
+    parts[TRAIN_PHOTOS] = (source.Selection((split.train, photos)), split.seen_classes)
   # One pass over all lists: one compilation, one padded batch.
-  z = embedder_lib.extract(embedder, [r for records, _ in parts.values() for r in records],
-                         batch_size, workers=workers)
+  z = embedder_lib.extract(embedder, source.Selection(*(items for items, _ in parts.values())),
+                           batch_size, workers=workers)
   sets, start = {}, 0
-  for name, (records, classes) in parts.items():
-    sets[name] = embeddings.from_records(records, z[start:start + len(records)], classes, split,
-                                         embedder.identity)
-    start += len(records)
+  for name, (items, classes) in parts.items():
+    sets[name] = embeddings.from_source(items, z[start:start + len(items)], classes, split.name,
+                                        embedder.identity)
+    start += len(items)
   return sets
 
 

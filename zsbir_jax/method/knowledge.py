@@ -14,7 +14,7 @@ import numpy as np
 from zsbir_jax import domains
 from zsbir_jax import inference
 from zsbir_jax.data import augment
-from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.models import pretrained
 
 
@@ -69,20 +69,21 @@ def load(path: str, class_names: list[str] | tuple[str, ...] | None = None) -> K
   return table
 
 
-def prepare(root: str, split: str, backbone_dir: str, image_size: int, batch_size: int,
+def prepare(split: source.Split, backbone_dir: str, image_size: int, batch_size: int,
             temperature: float, workers: int = 0) -> KnowledgeTable:
-  """Runs the teacher over the split's training photos; returns the class-wise table."""
-  data = lists.load_split(root, split)
-  photos = [r for r in data.train if r.domain == domains.PHOTO]
+  """Runs the teacher over the split's training photos; returns the class-wise table.
+
+  `split`: source.open_split of the config's data block (either data.source).
+  """
+  photos = source.Selection((split.train, np.flatnonzero(split.train.domains == domains.PHOTO)))
   variables, spec = pretrained.load(backbone_dir)
   if not spec.num_classes:
     raise ValueError(f"backbone {backbone_dir} has no classifier (num_classes=0) to teach with")
   model = spec.model()
   inputs = augment.AugmentConfig(size=image_size, input_mean=spec.input_mean,
                                  input_std=spec.input_std)
-  logits = inference.predict_records(lambda v, x: model.apply(v, x, with_logits=True)[1],
-                                     variables, photos, inputs, batch_size, workers=workers)
-  labels = np.array([r.label for r in photos])
-  targets = class_targets(logits, labels, len(data.seen_classes), temperature)
-  return KnowledgeTable(targets=targets, class_names=tuple(data.seen_classes),
+  logits = inference.predict_source(lambda v, x: model.apply(v, x, with_logits=True)[1],
+                                    variables, photos, inputs, batch_size, workers=workers)
+  targets = class_targets(logits, photos.labels, len(split.seen_classes), temperature)
+  return KnowledgeTable(targets=targets, class_names=tuple(split.seen_classes),
                         teacher=spec.source, temperature=temperature)

@@ -15,7 +15,7 @@ import numpy as np
 
 from zsbir_jax import inference
 from zsbir_jax.data import augment
-from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import metrics as retrieval_metrics
 from zsbir_jax.models import retrieval
@@ -32,7 +32,7 @@ class Evaluator:
   description = ""
   selects_best = False
 
-  def __init__(self, every_steps: int, split: lists.SplitData,
+  def __init__(self, every_steps: int, split: source.Split,
                input_config: augment.AugmentConfig, batch_size: int):
     self.every_steps = every_steps
     self.split, self.input_config, self.batch_size = split, input_config, batch_size
@@ -53,11 +53,10 @@ class SeenAccuracy(Evaluator):
   selects_best = True
 
   def run(self, model, variables, mesh):
-    logits = inference.predict_records(lambda v, x: model.apply(v, x)[1], variables,
-                                       self.split.val, self.input_config, self.batch_size,
-                                       mesh=mesh)
-    labels = np.array([r.label for r in self.split.val])
-    return {checkpoint.BEST_METRIC: float(np.mean(logits.argmax(-1) == labels))}
+    logits = inference.predict_source(lambda v, x: model.apply(v, x)[1], variables,
+                                      self.split.val, self.input_config, self.batch_size,
+                                      mesh=mesh)
+    return {checkpoint.BEST_METRIC: float(np.mean(logits.argmax(-1) == self.split.val.labels))}
 
 
 class UnseenRetrieval(Evaluator):
@@ -65,19 +64,18 @@ class UnseenRetrieval(Evaluator):
   description = "unseen-class retrieval (monitoring only)"
 
   def run(self, model, variables, mesh):
-    embed = lambda records: embedder.embed_records(model, variables, records,
-                                                   self.input_config, self.batch_size, mesh=mesh)
+    embed = lambda items: embedder.embed_source(model, variables, items, self.input_config,
+                                                self.batch_size, mesh=mesh)
     query, gallery = self.split.query, self.split.gallery
-    result = retrieval_metrics.evaluate(embed(query), [r.label for r in query],
-                                        embed(gallery), [r.label for r in gallery],
-                                        metrics=("map@all",))
+    result = retrieval_metrics.evaluate(embed(query), query.labels, embed(gallery),
+                                        gallery.labels, metrics=("map@all",))
     return {"unseen_map_all": result.metrics["map@all"]}
 
 
 KINDS = {"seen_accuracy": SeenAccuracy, "unseen_retrieval": UnseenRetrieval}
 
 
-def build(evals: ml_collections.ConfigDict, split: lists.SplitData,
+def build(evals: ml_collections.ConfigDict, split: source.Split,
           input_config: augment.AugmentConfig, batch_size: int,
           steps_per_epoch: int) -> dict[str, Evaluator]:
   """The evaluators of `evals` (config.evals), by name, over `split`'s lists."""

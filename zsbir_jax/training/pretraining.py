@@ -65,9 +65,9 @@ def predict_logits(model: backbones.Backbone, variables: dict[str, Any], records
                    input_config: augment.AugmentConfig, batch_size: int, mesh: jax.sharding.Mesh,
                    workers: int = 0) -> np.ndarray:
   """(N, classes) eval-mode logits of `records` (no augmentation), in record order."""
-  return inference.predict_records(lambda v, x: model.apply(v, x, with_logits=True)[1],
-                                   variables, records, input_config, batch_size, mesh=mesh,
-                                   workers=workers)
+  return inference.predict_source(lambda v, x: model.apply(v, x, with_logits=True)[1],
+                                  variables, source.RecordSource(records), input_config,
+                                  batch_size, mesh=mesh, workers=workers)
 
 
 def input_config(config: ml_collections.ConfigDict) -> augment.AugmentConfig:

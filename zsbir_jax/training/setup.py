@@ -1,6 +1,7 @@
 """The set-up of a training run: everything the loop needs, built and checked before any compute.
 
-`prepare(config)` reads the split, the pretrained backbone and the knowledge table, builds
+`prepare(config)` reads the split (from `config.data.source`, source.open_split), the
+pretrained backbone and the knowledge table, builds
 the sampler, the model and the evaluators, and raises ConfigError on anything that cannot work,
 so that a bad run fails in seconds and not after compilation. The backbone family and size are
 the config's (`config.model`: backbone, depth, variant, width); a pretrained-backbone directory
@@ -16,7 +17,6 @@ import numpy as np
 
 from zsbir_jax.data import augment
 from zsbir_jax.data import check
-from zsbir_jax.data import lists
 from zsbir_jax.data import sampler as sampler_lib
 from zsbir_jax.data import source
 from zsbir_jax.method import knowledge
@@ -35,8 +35,8 @@ class Setup:
   """Everything the loop needs, built and validated before any compute."""
   model: retrieval.RetrievalModel
   sampler: sampler_lib.PKSampler
-  train_source: source.RecordSource
-  split: lists.SplitData
+  train_source: source.RecordSource | source.TfdsSource
+  split: source.Split
   total_steps: int
   backbone: tuple[dict, pretrained.BackboneSpec] | None
   frozen: dict[str, np.ndarray]
@@ -53,27 +53,32 @@ def prepare(config, workdir: str | None = None) -> Setup:
   A passed data check is remembered in `workdir` (check.check_once); None checks every time.
   """
   data_config = config.data
-  if not data_config.root or not data_config.split:
-    raise ConfigError("set --config.data.root and --config.data.split")
   global_batch = 2 * data_config.classes_per_batch * data_config.items_per_class
   if global_batch % jax.device_count():
     raise ConfigError(f"global batch 2 x P x K = {global_batch} (P={data_config.classes_per_batch}"
                       f", K={data_config.items_per_class}) is not divisible by the "
                       f"{jax.device_count()} devices")
-  outcome = None
-  if data_config.check != "off":
-    if data_config.check not in check.MODES:
-      raise ConfigError(f"data.check={data_config.check!r}: choose 'off' or one of {check.MODES}")
-    outcome = check.check_once(data_config.root, data_config.split, mode=data_config.check,
-                               record_dir=workdir, workers=data_config.check_workers)
-    report = outcome.report
-    if report is not None and report.problems:
-      raise ConfigError(f"dataset root {data_config.root} fails the check for split "
-                        f"{data_config.split} ({len(report.problems)} problems; run "
-                        f"python -m experiments.check_dataset for the full report):\n  "
-                        + "\n  ".join(report.problems[:5]))
-  split = lists.load_split(data_config.root, data_config.split)
-  train_source = source.RecordSource(split.train)
+  if data_config.check != "off" and data_config.check not in check.MODES:
+    raise ConfigError(f"data.check={data_config.check!r}: choose 'off' or one of {check.MODES}")
+  try:
+    source.check_config(data_config)
+    outcome = None if data_config.check == "off" else check.check_once(
+        data_config, mode=data_config.check, record_dir=workdir,
+        workers=data_config.check_workers)
+  except ValueError as e:  # a bad data.source, a missing root or data directory
+    raise ConfigError(str(e)) from e
+  report = outcome and outcome.report
+  if report is not None and report.problems:
+    where = (data_config.root if data_config.source == "files" else
+             f"TFDS build in {data_config.tfds_data_dir}")
+    raise ConfigError(f"dataset {where} fails the check for split {data_config.split} "
+                      f"({len(report.problems)} problems; run python -m experiments.check_dataset "
+                      f"for the full report):\n  " + "\n  ".join(report.problems[:5]))
+  try:
+    split = source.open_split(data_config)
+  except ValueError as e:  # a malformed data root or TFDS build
+    raise ConfigError(str(e)) from e
+  train_source = split.train
   try:
     sampler = sampler_lib.PKSampler(train_source.labels, train_source.domains,
                                     data_config.classes_per_batch, data_config.items_per_class,
