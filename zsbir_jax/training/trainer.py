@@ -123,6 +123,17 @@ def make_step(config, setup: setup_lib.Setup, mesh: jax.sharding.Mesh):
   return initial_state, state_shardings, step_fn
 
 
+def train_iterator(config, setup: setup_lib.Setup):
+  """This process's training batches (pipeline.train_dataset over the split's train source of
+  `config.data.source`), iterated with the config's workers; its position is checkpointable."""
+  dataset = pipeline.train_dataset(
+      setup.train_source, setup.sampler, setup.input_config, seed=config.seed,
+      num_epochs=max(config.optim.epochs, 1), process_index=jax.process_index(),
+      process_count=jax.process_count())
+  return pipeline.make_iterator(dataset, num_workers=config.data.workers,
+                                num_threads=config.data.threads, prefetch=config.data.prefetch)
+
+
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Runs (or resumes) training in `workdir`; returns the final state."""
   os.makedirs(workdir, exist_ok=True)
@@ -141,13 +152,7 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   learning_rate = optim.step_learning_rate(config.optim, sampler.steps_per_epoch)
   initial_state, state_shardings, step_fn = make_step(config, setup, mesh)
 
-  dataset = pipeline.train_dataset(
-      setup.train_source, sampler, setup.input_config, seed=config.seed,
-      num_epochs=max(config.optim.epochs, 1), process_index=jax.process_index(),
-      process_count=jax.process_count())
-  iterator = pipeline.make_iterator(dataset, num_workers=config.data.workers,
-                                    num_threads=config.data.threads,
-                                    prefetch=config.data.prefetch)
+  iterator = train_iterator(config, setup)
   checkpoints = checkpoint.Checkpoints(workdir, keep=config.train.keep_checkpoints)
   first_step = checkpoints.latest_step()
   if first_step is not None:
