@@ -29,8 +29,8 @@ import numpy as np
 
 from experiments.configs import synthetic as synthetic_config
 from zsbir_jax import sharding
-from zsbir_jax.data import lists
 from zsbir_jax.data import pipeline
+from zsbir_jax.data import source
 from zsbir_jax.data import synthetic
 from zsbir_jax.method import knowledge
 from zsbir_jax.training import metric_writer
@@ -131,7 +131,7 @@ def main(argv):
     knowledge_path = os.path.join(tmp, "knowledge.npz")
     config = synthetic_config.get_config(f"recipe={_RECIPE.value}")
     config.data.root = tmp
-    split_classes = lists.load_split(tmp, config.data.split).seen_classes
+    split_classes = source.open_split(config.data).seen_classes
     logits = np.random.default_rng(0).normal(size=(len(split_classes),
                                                    config.init.num_teacher_classes))
     knowledge.save(knowledge_path, knowledge.KnowledgeTable(

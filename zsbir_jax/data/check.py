@@ -25,9 +25,9 @@ no image (the build decoded each once when it was written). Its fingerprint is t
 files (names, sizes, modification times).
 """
 import collections
+import concurrent.futures
 import dataclasses
 import functools
-import concurrent.futures
 import hashlib
 import json
 import multiprocessing
@@ -35,7 +35,6 @@ import os
 import time
 
 import numpy as np
-
 from PIL import Image
 
 from zsbir_jax.domains import PHOTO, SKETCH

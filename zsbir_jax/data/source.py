@@ -73,8 +73,7 @@ class TfdsSource:
     if not len(self.labels) == len(self.paths) == len(self._source):
       raise ValueError(
           f"{name} split {split!r} in {data_dir}: metadata lists {len(self.labels)} labels and "
-          f"{len(self.paths)} paths, "
-          f"the records hold {len(self._source)}; rebuild the dataset")
+          f"{len(self.paths)} paths, the records hold {len(self._source)}; rebuild the dataset")
 
   def __len__(self) -> int:
     return len(self._source)
