@@ -142,7 +142,9 @@ def unseen_gallery(workspace: Workspace, which: str = "best", batch_size: int = 
                            zero_shot.EMBEDDINGS_DIR)
   path = os.path.join(directory, f"{zero_shot.GALLERY}.npz")
   if not os.path.isfile(path):
-    sets = zero_shot.compute_embeddings(run, which, workspace.root, "synthetic", 0, batch_size,
+    data = synthetic_config.get_config().data
+    data.root = workspace.root
+    sets = zero_shot.compute_embeddings(run, which, source.open_split(data), 0, batch_size,
                                         workers=0, with_train_photos=False)
     os.makedirs(directory, exist_ok=True)
     for name, s in sets.items():

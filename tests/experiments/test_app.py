@@ -26,6 +26,7 @@ from tests.evaluation import test_embedder
 from zsbir_jax import domains
 from zsbir_jax.data import images
 from zsbir_jax.data import lists
+from zsbir_jax.data import source
 from zsbir_jax.evaluation import embedder
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import search
@@ -55,8 +56,8 @@ def setup(tiny_synthetic, tmp_path_factory):
   seen_photos = [r for r in data.train if r.domain == domains.PHOTO][::5]
   records = list(data.gallery) + [r._replace(label=r.label + len(data.unseen_classes))
                                    for r in seen_photos]
-  gallery = embeddings.from_records(
-      records, test_embedder.reference_embeddings(workdir, records),
+  gallery = embeddings.from_source(
+      source.RecordSource(records), test_embedder.reference_embeddings(workdir, records),
       data.unseen_classes + data.seen_classes, "synthetic",
       embedder.load_embedder(workdir).identity)
   path = str(tmp / "gallery.npz")

@@ -89,7 +89,8 @@ def test_retriever_embeds_as_evaluation_and_filters_classes(setup):
   z = np.concatenate([search.embed_images(retriever, pixels[:2], domains.SKETCH, batch_size=3),
                       search.embed_images(retriever, pixels[2:], domains.PHOTO)])
   # The evaluation pipeline (sharded over the 8 test devices) embeds the same files alike.
-  np.testing.assert_allclose(z, embedder.extract(retriever.embedder, queries, 8), atol=2e-6)
+  expected = embedder.extract(retriever.embedder, source.RecordSource(queries), 8)
+  np.testing.assert_allclose(z, expected, atol=2e-6)
   labels = [0, 2]
   results = search.rank(retriever, z, 4, labels)
   for row, items in zip(z.astype(np.float64) @ gallery.embeddings.T.astype(np.float64), results):
