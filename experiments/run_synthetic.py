@@ -21,25 +21,14 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import main_job
 from experiments import synthetic_workspace
-from zsbir_jax.evaluation import plots
-from zsbir_jax.evaluation import report
-from zsbir_jax.evaluation import zero_shot
 from zsbir_jax.training import trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/synthetic", "Where data, runs and report go.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, the pretraining and the training.")
 
 RECIPES = ("none", "full")
-
-
-def stage(name: str):
-  print(f"\n== {name} ==", flush=True)
-  return time.perf_counter()
-
-
-def log(message: str) -> None:
-  print(message, flush=True)
 
 
 def main(argv):
@@ -51,20 +40,20 @@ def main(argv):
   report_dir = os.path.join(workdir, "report")
   start = time.perf_counter()
 
-  t = stage("1/5 synthetic benchmark")
-  synthetic_workspace.generate_data(workspace, _SEED.value, log)
+  t = main_job.stage("1/5 synthetic benchmark")
+  synthetic_workspace.generate_data(workspace, _SEED.value, main_job.log)
   print(f"({time.perf_counter() - t:.0f} s)")
 
   config = synthetic_workspace.run_config(workspace, "full", _SEED.value)
-  t = stage("2/5 backbone pretraining (the ImageNet stand-in)")
-  synthetic_workspace.pretrain_backbone(workspace, config, log)
+  t = main_job.stage("2/5 backbone pretraining (the ImageNet stand-in)")
+  synthetic_workspace.pretrain_backbone(workspace, config, main_job.log)
   print(f"({time.perf_counter() - t:.0f} s)")
 
-  t = stage("3/5 class-wise semantic knowledge")
+  t = main_job.stage("3/5 class-wise semantic knowledge")
   synthetic_workspace.prepare_knowledge(workspace, config)
   print(f"{workspace.knowledge} ({time.perf_counter() - t:.0f} s)")
 
-  t = stage("4/5 training")
+  t = main_job.stage("4/5 training")
   runs = {}
   for recipe in RECIPES:
     check = "full" if recipe == RECIPES[0] else "off"  # the workspace's data, checked once
@@ -74,43 +63,23 @@ def main(argv):
     trainer.train_and_evaluate(run_config, runs[recipe])
   print(f"({time.perf_counter() - t:.0f} s)")
 
-  t = stage("5/5 evaluation on the unseen classes")
+  t = main_job.stage("5/5 evaluation on the unseen classes")
   os.makedirs(report_dir, exist_ok=True)
   reports, curves = {}, {}
   for recipe, run in runs.items():
     sets, results, reports[recipe] = synthetic_workspace.evaluate_unseen(run, workspace, config)
-    curves[recipe] = (results[0][1].pr_recall, results[0][1].pr_precision)
-    if recipe == "full":
-      zero_shot.draw_pictures(sets, results, "map@all", report_dir, grid_queries=8, grid_k=8)
-  plots.pr_curves({f"recipe {r}": c for r, c in curves.items()},
-                  os.path.join(report_dir, "pr_curve.png"),
-                  title="Interpolated precision-recall, synthetic unseen classes")
-  plots.training_curves(os.path.join(runs["full"], "metrics.jsonl"),
-                        os.path.join(report_dir, "training_curves.png"))
+    curves[recipe] = main_job.unseen_pr_curve(results)
+  main_job.write_pictures(report_dir, sets, results, curves,  # the last recipe's: full
+                          os.path.join(runs["full"], "metrics.jsonl"), "synthetic unseen classes")
   with open(os.path.join(report_dir, "report.json"), "w") as f:
     json.dump({"recipes": reports, "seconds": time.perf_counter() - start}, f, indent=2)
-  table_md = comparison_table(reports)
+  table_md = main_job.comparison_table("zsbir_jax on the synthetic benchmark (unseen classes)",
+                                       {r: [report] for r, report in reports.items()})
   with open(os.path.join(report_dir, "report.md"), "w") as f:
     f.write(table_md)
   print(table_md)
   print(f"({time.perf_counter() - t:.0f} s)")
   print(f"\nreport: {report_dir} (total {time.perf_counter() - start:.0f} s)")
-
-
-def comparison_table(reports: dict[str, dict]) -> str:
-  """Markdown: one row per recipe with the standard metrics of its real-valued embeddings."""
-  first = next(iter(reports.values()))
-  names = list(first["results"][0]["metrics"])
-  lines = ["# zsbir_jax on the synthetic benchmark (unseen classes)", "",
-           f"Split: synthetic, {first['n_queries']} query sketches x {first['n_gallery']} "
-           f"gallery photos, {len(first['split']['unseen_classes'])} unseen classes; "
-           f"real-valued embeddings, interpolated (VOC) AP averaged over queries.", "",
-           "| recipe | " + " | ".join(report.metric_title(n) for n in names) + " |",
-           "|---" * (len(names) + 1) + "|"]
-  for recipe, r in reports.items():
-    values = r["results"][0]["metrics"]
-    lines.append(f"| {recipe} | " + " | ".join(f"{100 * values[n]:.2f}" for n in names) + " |")
-  return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from experiments import main_job
 from experiments import synthetic_workspace
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import report
@@ -73,12 +74,6 @@ def run_variant(workspace, name: str, seed: int, epochs: int) -> dict:
   return result
 
 
-def mean_std(values) -> str:
-  values = np.asarray(values, np.float64)
-  std = values.std(ddof=1) if len(values) > 1 else 0.0
-  return f"{values.mean():.2f} ± {std:.2f}"
-
-
 def table(results: dict[str, list[dict]], command: str) -> str:
   """Markdown: one row per variant, mean ± sample std over seeds, in percent."""
   names = list(metrics.DEFAULT_METRICS)
@@ -102,7 +97,7 @@ def table(results: dict[str, list[dict]], command: str) -> str:
       + " | Δ mAP@all | train time (s) |",
       "|---" * (len(names) + 3) + "|"]
   for name, rs in results.items():
-    cells = [mean_std([100 * r["metrics"][n] for r in rs]) for n in names]
+    cells = [main_job.mean_std([100 * r["metrics"][n] for r in rs]) for n in names]
     ours = [100 * r["metrics"]["map@all"] for r in rs]
     delta = "-"
     if full_map is not None and name != "full":

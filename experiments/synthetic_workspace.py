@@ -14,13 +14,12 @@ from typing import Callable
 
 import ml_collections
 
+from experiments import main_job
 from experiments.configs import synthetic as synthetic_config
 from zsbir_jax.data import lists
 from zsbir_jax.data import source
 from zsbir_jax.data import synthetic
 from zsbir_jax.evaluation import embeddings
-from zsbir_jax.evaluation import metrics
-from zsbir_jax.evaluation import report
 from zsbir_jax.evaluation import zero_shot
 from zsbir_jax.method import knowledge
 from zsbir_jax.models import pretrained
@@ -119,16 +118,8 @@ def run_config(workspace: Workspace, recipe: str, seed: int, without: str | None
 
 def evaluate_unseen(run_dir: str, workspace: Workspace, config: ml_collections.ConfigDict
                     ) -> tuple[dict[str, embeddings.EmbeddingSet], list, dict]:
-  """Embeds the unseen lists with the run's best checkpoint and scores them.
-
-  Returns (embedding sets, [(kind, Evaluation)], report dict of `report.build`).
-  """
-  sets = zero_shot.compute_embeddings(run_dir, "best", source.open_split(config.data), 0,
-                                      config.data.eval_batch_size, workers=0,
-                                      with_train_photos=False)
-  results = zero_shot.evaluate(sets, 0, list(metrics.DEFAULT_METRICS))
-  return sets, results, report.build(sets[zero_shot.QUERY], sets[zero_shot.GALLERY], results)
-
+  """`main_job.evaluate_unseen` of the run on the workspace's synthetic split."""
+  return main_job.evaluate_unseen(run_dir, config.data)
 
 def unseen_gallery(workspace: Workspace, which: str = "best", batch_size: int = 128) -> str:
   """The unseen gallery embeddings of the workspace's trained run; embedded if missing.

@@ -1,15 +1,16 @@
-"""The `full`-recipe training step of ResNet-50, built for benchmarking in JAX and in PyTorch.
+"""The `full`-recipe training step, built for benchmarking in JAX and in PyTorch.
 
-Both sides run the same step: ResNet -> embedding (D 512) -> seen classifier and teacher head
-(1000), all five losses of `full` with BKD's modality weights, Adam with L2 decay at a constant
-rate and the EMA teacher (`zsbir_jax.training.train_step` and `torch_reference.Trainer`),
-float32, from the same initial weights and the same P x K batch. Defines no flags, so every benchmark script
-can import it.
+Both sides run the same step: a backbone (`Arch`: ResNet or EfficientNet-Lite) -> embedding
+(D 512) -> seen classifier and teacher head (1000), all five losses of `full` with BKD's
+modality weights, Adam with L2 decay at a constant rate and the EMA teacher
+(`zsbir_jax.training.train_step` and `torch_reference.Trainer`), float32, from the same initial
+weights and the same P x K batch. Defines no flags, so every benchmark script can import it.
 """
 import contextlib
 import dataclasses
 import functools
-from typing import Any, Callable
+import re
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -21,6 +22,8 @@ from experiments.benchmarks import torch_reference
 from experiments.configs import common
 from zsbir_jax import sharding
 from zsbir_jax.data import sampler
+from zsbir_jax.models import backbones
+from zsbir_jax.models import efficientnet_lite
 from zsbir_jax.models import resnet
 from zsbir_jax.models import retrieval
 from zsbir_jax.training import optim
@@ -30,16 +33,41 @@ from zsbir_jax.training import train_step as train_step_lib
 EMBED_DIM, TEACHER_CLASSES = 512, 1000
 
 
+class Arch(NamedTuple):
+  """A backbone: `family` (`backbones.RESNET` of `depth`, `EFFICIENTNET_LITE` of `variant`)."""
+  family: str
+  depth: int = 50
+  variant: int = 0
+
+  @classmethod
+  def parse(cls, name: str) -> "Arch":
+    """'resnet50' -> ResNet-50, 'lite0' -> EfficientNet-Lite0."""
+    if match := re.fullmatch(r"resnet(\d+)", name):
+      return cls(backbones.RESNET, depth=int(match.group(1)))
+    if match := re.fullmatch(r"lite(\d)", name):
+      return cls(backbones.EFFICIENTNET_LITE, variant=int(match.group(1)))
+    raise ValueError(f"unknown backbone {name!r}: resnet<depth> or lite<variant>")
+
+  @property
+  def name(self) -> str:
+    if self.family == backbones.RESNET:
+      return f"ResNet-{self.depth}"
+    return f"EfficientNet-Lite{self.variant}"
+
+
 @contextlib.contextmanager
 def xla_conv_gradients():
-  """Builds ResNets with Flax's plain nn.Conv (XLA's own weight gradients) inside the block:
-  the baseline that `zsbir_jax.models.conv`'s CPU weight gradient is measured against."""
-  ours = resnet.Conv
+  """Builds ResNets and EfficientNet-Lites with Flax's plain nn.Conv (XLA's own weight gradients)
+  inside the block: the baseline that `zsbir_jax.models.conv`'s CPU weight gradient is measured
+  against."""
+  ours = resnet.Conv, efficientnet_lite.Conv
   resnet.Conv = functools.partial(nn.Conv, use_bias=False, kernel_init=resnet.conv_init)
+  efficientnet_lite.Conv = functools.partial(nn.Conv, use_bias=False, padding="SAME",
+                                             kernel_init=efficientnet_lite.torch_default_init)
   try:
     yield
   finally:
-    resnet.Conv = ours
+    resnet.Conv, efficientnet_lite.Conv = ours
 
 
 def full_config():
@@ -67,11 +95,12 @@ class JaxStep:
   compiled: Any
 
 
-def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,
+def jax_step(arch: Arch, batch: dict[str, np.ndarray], num_classes: int,
              dtype: Any = jnp.float32) -> JaxStep:
   """The JAX step on one device; `dtype` is the compute dtype (bfloat16 on accelerators)."""
   config = full_config()
-  model = retrieval.RetrievalModel(depth=depth, embed_dim=EMBED_DIM, num_seen_classes=num_classes,
+  model = retrieval.RetrievalModel(family=arch.family, depth=arch.depth, variant=arch.variant,
+                                   embed_dim=EMBED_DIM, num_seen_classes=num_classes,
                                    num_teacher_classes=TEACHER_CLASSES, dtype=dtype)
   optimizer = optim.make_optimizer(config.optim, steps_per_epoch=100)
   targets = jax.nn.softmax(jax.random.normal(jax.random.key(3), (num_classes, TEACHER_CLASSES)))
@@ -96,13 +125,14 @@ def jax_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,
   return JaxStep(run, initial, compiled)
 
 
-def torch_step(depth: int, batch: dict[str, np.ndarray], num_classes: int,
+def torch_step(arch: Arch, batch: dict[str, np.ndarray], num_classes: int,
                initial: Any) -> Callable[[], None]:
   """One blocking step of the PyTorch reference from the JAX state `initial`."""
-  student = torch_reference.RetrievalModel(depth, EMBED_DIM, num_classes, TEACHER_CLASSES)
+  student = torch_reference.RetrievalModel(arch.depth, EMBED_DIM, num_classes, TEACHER_CLASSES,
+                                           family=arch.family, variant=arch.variant)
   student.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
-                           torch_reference.state_dict_from_flax(initial.params,
-                                                                initial.batch_stats).items()})
+                           torch_reference.state_dict_from_flax(
+                               initial.params, initial.batch_stats, arch.family).items()})
   trainer = torch_reference.Trainer(
       student, torch.from_numpy(np.array(initial.frozen["class_targets"])), full_config())
   torch_batch = {"image": torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy()),

@@ -29,6 +29,7 @@ from absl import flags
 import jax
 
 from experiments.benchmarks import full_step
+from zsbir_jax.models import backbones
 
 _DEPTH = flags.DEFINE_integer("depth", 50, "ResNet depth.")
 _SHAPE = flags.DEFINE_string("shape", "32x112", "Batch x image size.")
@@ -117,11 +118,12 @@ def main(argv):
   del argv
   batch_size, image_size = (int(v) for v in _SHAPE.value.split("x"))
   batch = full_step.pk_batch(batch_size, image_size, _CLASSES.value)
+  arch = full_step.Arch(backbones.RESNET, _DEPTH.value)
   if _BASELINE.value:
     with full_step.xla_conv_gradients():
-      step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
+      step = full_step.jax_step(arch, batch, _CLASSES.value)
   else:
-    step = full_step.jax_step(_DEPTH.value, batch, _CLASSES.value)
+    step = full_step.jax_step(arch, batch, _CLASSES.value)
   ops = hlo_ops(step.compiled.as_text())
   events, wall = profile(step)
   by_kind, by_pass, singles = collections.Counter(), collections.Counter(), collections.Counter()

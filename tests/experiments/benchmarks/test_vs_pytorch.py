@@ -1,4 +1,4 @@
-"""The JAX-vs-PyTorch benchmark scripts run end to end (tiny ResNet-18 settings, subprocesses).
+"""The JAX-vs-PyTorch benchmark scripts run end to end (tiny settings, subprocesses).
 
 They print figures, never assert speeds; these tests check that each command runs, prints its
 table, and that what the two frameworks computed agrees where the script compares it.
@@ -29,13 +29,18 @@ def run(module, *args):
 
 def table_rows(output: str) -> list[list[str]]:
   return [[c.strip() for c in line.strip("|").split("|")] for line in output.splitlines()
-          if line.startswith("| ") and not line.startswith("| batch") and "---" not in line]
+          if line.startswith("| ") and not line.startswith(("| batch", "| backbone"))
+          and "---" not in line]
 
 
-def test_train_step_benchmark_prints_both_frameworks():
-  out = run("train_step", "--depth=18", "--shapes=8x32", "--steps=1", "--warmup=0")
-  (row,) = [r for r in table_rows(out) if r[0] == "8"]
-  assert row[1] == "32 px" and all(float(v) > 0 for v in row[2:])
+def test_train_step_benchmark_prints_both_frameworks_and_backbones():
+  out = run("train_step", "--shapes=resnet18:8x32,lite0:4x32", "--steps=1", "--warmup=0",
+            "--noxla_conv_baseline")
+  rows = table_rows(out)
+  assert [r[:3] for r in rows] == [["ResNet-18", "8", "32 px"],
+                                   ["EfficientNet-Lite0", "4", "32 px"]]
+  for row in rows:
+    assert all(float(row[i]) > 0 for i in (3, 5, 6))
 
 
 def test_embed_benchmark_agrees_with_torch():
