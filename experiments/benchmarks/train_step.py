@@ -49,6 +49,9 @@ def main(argv):
         f"steps after {_WARMUP.value} warm-up steps")
   rows = []
   for entry in _SHAPES.value:
+    if entry.count(":") != 1:
+      raise app.UsageError(f"--shapes entry {entry!r}: expected backbone:BxS, e.g. "
+                           "resnet50:32x112 or lite0:32x96")
     name, shape = entry.split(":")
     arch = full_step.Arch.parse(name)
     batch_size, image_size = (int(v) for v in shape.split("x"))
