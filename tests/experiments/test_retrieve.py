@@ -93,9 +93,12 @@ def test_retriever_embeds_as_evaluation_and_filters_classes(setup):
   np.testing.assert_allclose(z, expected, atol=2e-6)
   labels = [0, 2]
   results = search.rank(retriever, z, 4, labels)
-  for row, items in zip(z.astype(np.float64) @ gallery.embeddings.T.astype(np.float64), results):
+  g = gallery.embeddings.astype(np.float64)
+  for query, items in zip(z.astype(np.float64), results):
     kept = np.flatnonzero(np.isin(gallery.labels, labels))
-    order = kept[np.argsort(-row[kept], kind="stable")[:4]]
+    order = kept[np.argsort(-(g[kept] @ query), kind="stable")[:4]]
     assert [r["path"] for r in items] == [gallery.paths[j] for j in order]
+    # Exact near 0 too (the third query is a gallery photo: distance ~1e-6, not sqrt(eps)).
     np.testing.assert_allclose([r["distance"] for r in items],
-                               np.sqrt(np.maximum(2 - 2 * row[order], 0)), atol=1e-5)
+                               [np.sqrt(np.sum((g[j] - query) ** 2)) for j in order],
+                               rtol=1e-12, atol=1e-15)

@@ -113,11 +113,17 @@ def rank(retriever: Retriever, z: np.ndarray, top_k: int,
     top, scores = ann.nearest(retriever.index, z, top_k)
   else:
     top, scores = nearest(z, gallery.embeddings, top_k)
-  return [[{"rank": r + 1, "path": gallery.paths[j], "score": float(score),
-            "distance": float(np.sqrt(max(2.0 - 2.0 * score, 0.0))),
-            "label": int(gallery.labels[j]), "class": gallery.class_names[gallery.labels[j]]}
-           for r, (j, score) in enumerate(zip(candidates[row[row >= 0]], row_scores))]
-          for row, row_scores in zip(top, scores)]
+  results = []
+  for query, row, row_scores in zip(z, top, scores):
+    items = candidates[row[row >= 0]]
+    # Computed from the vectors in float64: sqrt(2 - 2 * score) loses ~sqrt(eps) near 0.
+    distances = np.linalg.norm(gallery.embeddings[items].astype(np.float64)
+                               - np.asarray(query, np.float64), axis=1)
+    results.append([{"rank": r + 1, "path": gallery.paths[j], "score": float(score),
+                     "distance": float(distance), "label": int(gallery.labels[j]),
+                     "class": gallery.class_names[gallery.labels[j]]}
+                    for r, (j, score, distance) in enumerate(zip(items, row_scores, distances))])
+  return results
 
 
 def search(query_paths: list[str], gallery: embeddings.EmbeddingSet, top_k: int, domain: int,
