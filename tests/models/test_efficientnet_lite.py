@@ -184,10 +184,10 @@ def test_train_mode_draws_drop_connect_and_dropout_from_the_dropout_stream():
     model.apply(variables, x, train=True, mutable=["batch_stats"])
 
 
-@pytest.mark.parametrize("variant", [0, 4])
-def test_tiny_model_forward_and_gradient_with_remat_and_bfloat16(variant):
-  """A small width and image run quickly; remat changes nothing; bfloat16 stays close."""
-  kwargs = dict(variant=variant, width=0.125, num_classes=7, drop_connect_rate=0.0)
+def test_tiny_model_forward_and_gradient_with_remat_and_bfloat16():
+  """A small width and image run quickly; remat changes nothing; bfloat16 stays close. (Lite0:
+  the other variants differ only in their block table, checked above.)"""
+  kwargs = dict(variant=0, width=0.125, num_classes=7, drop_connect_rate=0.0)
   model = efficientnet_lite.EfficientNetLite(**kwargs)
   x = jax.random.normal(jax.random.key(1), (2, 33, 47, 3))
   variables = model.init(jax.random.key(0), x)
