@@ -11,7 +11,6 @@ import orbax.checkpoint as ocp
 
 from zsbir_jax import inference
 from zsbir_jax.data import source
-
 from zsbir_jax.evaluation import embeddings
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import plots
