@@ -9,8 +9,10 @@ dropped and the result checked to hold each source index exactly once.
 """
 from collections.abc import Callable, Iterable
 import os
+import time
 from typing import Any
 
+from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -22,6 +24,8 @@ from zsbir_jax.data import pipeline
 # A training run's checkpoint directories under its workdir (see training/checkpoint.py).
 LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
+# Seconds between progress lines of `predict` (a Sketchy-size gallery takes minutes to hours).
+PROGRESS_SECONDS = 60.0
 
 
 def predict(
@@ -47,11 +51,19 @@ def predict(
         (fn(images), mask, index), sharding.replicated(mesh))
 
   outputs, indices = [], []
+  done, start = 0, time.perf_counter()
+  reported = start
   for batch in batches:
     batch = pipeline.to_global({k: batch[k] for k in ("image", "mask", "index")}, mesh)
     out, mask, index = jax.device_get(step(batch["image"], batch["mask"], batch["index"]))
     outputs.append(out[mask])
     indices.append(index[mask])
+    done += int(mask.sum())
+    now = time.perf_counter()
+    if now - reported >= PROGRESS_SECONDS:
+      reported, rate = now, done / (now - start)
+      logging.info("predict: %d / %d items, %.1f items/s, %.0f s left", done, num_items, rate,
+                   (num_items - done) / rate)
   if not outputs:
     raise ValueError("predict: the dataset yielded no batch")
   index = np.concatenate(indices)

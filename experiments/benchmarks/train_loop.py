@@ -27,6 +27,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from experiments.benchmarks import timing
 from experiments.configs import synthetic as synthetic_config
 from zsbir_jax import sharding
 from zsbir_jax.data import pipeline
@@ -103,24 +104,6 @@ def bare_images_per_second(config, steps: int) -> float:
   return steps * setup.sampler.batch_size / (time.perf_counter() - start)
 
 
-def input_images_per_second(config, steps: int) -> float:
-  """Images/s of the loop's input alone: its pipeline and the transfer to the devices."""
-  setup = setup_lib.prepare(config)
-  mesh = sharding.make_mesh()
-  dataset = pipeline.train_dataset(setup.train_source, setup.sampler,
-                                   setup.input_config, seed=config.seed,
-                                   num_epochs=config.optim.epochs)
-  iterator = pipeline.make_iterator(dataset, num_workers=config.data.workers,
-                                    num_threads=config.data.threads,
-                                    prefetch=config.data.prefetch)
-  jax.block_until_ready(pipeline.to_global(next(iterator), mesh))  # start-up
-  start = time.perf_counter()
-  for _ in range(steps):
-    batch = pipeline.to_global(next(iterator), mesh)
-  jax.block_until_ready(batch)
-  return steps * setup.sampler.batch_size / (time.perf_counter() - start)
-
-
 def main(argv):
   del argv
   with tempfile.TemporaryDirectory() as tmp:
@@ -148,7 +131,7 @@ def main(argv):
     for repeat in range(_REPEATS.value):
       loop, steps = loop_images_per_second(config, os.path.join(tmp, f"run{repeat}"))
       bare = bare_images_per_second(config, steps)
-      alone = input_images_per_second(config, steps)
+      alone = timing.input_images_per_second(config, steps)
       rows.append((loop, bare, alone))
       print(f"  repeat {repeat}: loop {loop:.1f} img/s over {steps} steps, bare {bare:.1f} "
             f"img/s, input alone {alone:.1f} img/s", flush=True)

@@ -107,8 +107,12 @@ def training_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   # of experiments.prepare_knowledge, needed by recipes with class-wise skp (eff, full).
   config.init = ml_collections.ConfigDict(dict(backbone="", knowledge="",
                                                num_teacher_classes=1000))
+  # stop_after_steps: 0 runs to the end of the schedule; N stops after step N with a
+  # checkpoint, the schedule unchanged (a rehearsal, a time slot): running the same command
+  # with a later stop, or none, continues exactly.
   config.train = ml_collections.ConfigDict(dict(
-      log_every=50, checkpoint_every=500, keep_checkpoints=3, distributed=False))
+      log_every=50, checkpoint_every=500, keep_checkpoints=3, stop_after_steps=0,
+      distributed=False))
   # Evaluations during training (zsbir_jax/training/evaluators.py): a kind and a schedule in
   # epochs (0: off). Seen-class accuracy on held-out seen sketches selects the best checkpoint;
   # unseen-class retrieval is logged for monitoring only and never chooses anything.

@@ -82,6 +82,23 @@ def full_on_one_device():
   return run_steps(tiny_config("full"), jax.devices()[:1])
 
 
+def test_create_under_a_trace_gives_the_same_state_to_the_last_bits():
+  """Traced (jax.jit, jax.eval_shape), `create` is part of the caller's optimised program; at the
+  top level on CPU its initialisation is compiled without backend optimisations. Same pytree,
+  the same values but for float32 rounding (measured: <= 3e-7 relative, in ~4% of elements)."""
+  model = retrieval.RetrievalModel(depth=18, width=0.125, embed_dim=16,
+                                   num_seen_classes=NUM_SEEN, num_teacher_classes=NUM_TEACHER)
+  optimizer = optim.make_optimizer(tiny_config("full").optim, steps_per_epoch=10)
+  make = lambda: train_state.create(model, optimizer, jax.random.PRNGKey(0), SIZE,
+                                    with_teacher=True)
+  top_level, traced, abstract = make(), jax.jit(make)(), jax.eval_shape(make)
+  assert jax.tree.structure(top_level) == jax.tree.structure(abstract)
+  for a, b, c in zip(jax.tree.leaves(top_level), jax.tree.leaves(traced),
+                     jax.tree.leaves(abstract), strict=True):
+    assert a.shape == b.shape == c.shape and a.dtype == b.dtype == c.dtype
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
 def test_full_recipe_is_the_same_on_8_devices_as_on_1(full_on_one_device):
   assert len(jax.devices()) == 8
   state1, metrics1, _ = full_on_one_device

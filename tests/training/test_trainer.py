@@ -86,10 +86,16 @@ def final_variables(workdir):
 
 
 def test_tiny_run_writes_metrics_tensorboard_and_checkpoints(inputs, tmp_path, capsys):
+  values = overrides(inputs, **{"evals.unseen.every_epochs": 3})
+  # Stopped after step 5 (with a checkpoint there), then continued to the end of the schedule.
   state = trainer.train_and_evaluate(
-      make_config("full", overrides(inputs, **{"evals.unseen.every_epochs": 3})),
-      str(tmp_path))
-  assert "data check: full check of split synthetic passed in " in capsys.readouterr().out
+      make_config("full", dict(values, **{"train.stop_after_steps": 5})), str(tmp_path))
+  out = capsys.readouterr().out
+  assert "data check: full check of split synthetic passed in " in out
+  assert "stopped after step 5 of 12 (train.stop_after_steps)" in out
+  assert int(state.step) == 5 and checkpoint.Checkpoints(str(tmp_path), 3).latest_step() == 5
+  state = trainer.train_and_evaluate(make_config("full", values), str(tmp_path))
+  assert "start: resuming from the checkpoint of step 5" in capsys.readouterr().out
   assert int(state.step) == 12  # 3 epochs x 4 steps
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = [l["step"] for l in lines if "loss" in l]

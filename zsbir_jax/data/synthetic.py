@@ -13,12 +13,14 @@ for ImageNet) read by `lists.load_pretrain(root)`, and a JSON manifest. Every im
 from its own seed (seed, class, domain, index), so the output is byte-identical for a seed
 whatever the number of worker processes.
 """
+from collections.abc import Callable
 import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
 import os
 import shutil
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -89,6 +91,17 @@ def _render_class(job: _ClassJob) -> None:
     rng = np.random.default_rng([job.seed, 1, job.class_id, domains.PHOTO, i])
     synthetic_photo.render_photo(program, rng, job.image_size).save(
         os.path.join(job.photo_dir, name, f"{i:04d}.jpg"), "JPEG", quality=_JPEG_QUALITY)
+
+
+def run_jobs(fn: Callable[[Any], None], jobs: list, workers: int) -> None:
+  """fn(job) for every job, in `workers` spawned processes (1: in this process)."""
+  if workers > 1:
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+      list(pool.map(fn, jobs))
+  else:
+    for job in jobs:
+      fn(job)
 
 
 def _list_lines(subdir: str, classes: list[int], indices: range, ext: str) -> list[str]:
@@ -163,13 +176,7 @@ def generate(root: str, config: SyntheticConfig = SyntheticConfig(), workers: in
                        sketch_dir, photo_dir) for k in unseen]
           + [_ClassJob(c.seed, k, c.image_size, 0, c.pretrain_photos_per_class,
                        sketch_dir, pretrain_dir) for k in pretrain])
-  if workers > 1:
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-      list(pool.map(_render_class, jobs))
-  else:
-    for job in jobs:
-      _render_class(job)
+  run_jobs(_render_class, jobs, workers)
   lines = _write_split_lists(out, c, seen, unseen) | _write_pretrain_lists(out, c, pretrain)
 
   manifest = {

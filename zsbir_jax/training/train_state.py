@@ -50,9 +50,16 @@ def create(
     frozen: constants for the losses (see module docstring).
   """
   init_rng, _ = jax.random.split(rng)  # The split keeps the initialisation of earlier runs.
-  # Jitted: one compiled program instead of op-by-op dispatch of every initialiser.
-  variables = jax.jit(model.init, static_argnames="train")(
-      init_rng, jnp.zeros((1, image_size, image_size, 3)), train=False)
+  images = jnp.zeros((1, image_size, image_size, 3))
+  # Jitted: one compiled program instead of op-by-op dispatch of every initialiser. At the top
+  # level on CPU it is compiled without XLA's backend optimisations: it runs once, and they take
+  # most of the start-up there (its values differ from an optimised build's in the last bit of
+  # some). Under jax.jit or jax.eval_shape it is part of the caller's program.
+  top_level = not isinstance(images, jax.core.Tracer)
+  options = ({"xla_backend_optimization_level": 0}
+             if top_level and jax.default_backend() == "cpu" else None)
+  variables = jax.jit(model.init, static_argnames="train", compiler_options=options)(
+      init_rng, images, train=False)
   params, batch_stats = variables["params"], variables["batch_stats"]
   if pretrained_backbone is not None:
     params, batch_stats = retrieval.from_pretrained(params, batch_stats, pretrained_backbone)

@@ -183,7 +183,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   pending = PendingMetrics()
   log_step = None  # a log step whose metrics are fetched once the next step is dispatched
   state_checked = first_step  # the last step whose state was checked finite
-  for step in range(first_step + 1, setup.total_steps + 1):
+  last_step = min(setup.total_steps, config.train.stop_after_steps or setup.total_steps)
+  for step in range(first_step + 1, last_step + 1):
     batch = pipeline.to_global(next(iterator), mesh)
     batch.pop("index")
     state, metrics = step_fn(state, batch)
@@ -192,8 +193,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
       report(log_step, pending.fetch(log_step))
       log_step = None
     evaluations = [e for e in setup.evaluators.values() if e.due(step, setup.total_steps)]
-    save = step % config.train.checkpoint_every == 0 or step == setup.total_steps
-    logged = step % config.train.log_every == 0 or step == setup.total_steps
+    save = step % config.train.checkpoint_every == 0 or step == last_step
+    logged = step % config.train.log_every == 0 or step == last_step
     if evaluations or save:  # these wait for the step anyway: check every step up to it first
       metrics = pending.fetch(step)
       if logged:
@@ -216,5 +217,9 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     checkpoints.save_best(0, state, selector.run(model, model_variables(state), mesh))
   writer.close()
   checkpoints.close()
-  log(f"done: {setup.total_steps} steps in {workdir}")
+  if last_step < setup.total_steps:
+    log(f"stopped after step {last_step} of {setup.total_steps} (train.stop_after_steps) in "
+        f"{workdir}; run again with a later stop, or none, to continue")
+  else:
+    log(f"done: {setup.total_steps} steps in {workdir}")
   return state
