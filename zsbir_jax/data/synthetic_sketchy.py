@@ -19,11 +19,12 @@ gallery, EXTEND_image_sketchy_ready holds byte copies of the originals (2,499 of
 classes' 2,500; here all of the seen classes'), so those photos are listed twice.
 
 The classes are the 25 unseen classes of data/splits/sketchy25.txt and 100 seen classes named
-`seen_000` ...; each is a shape program of `synthetic_shapes`. Rendering 148k images would take
-an hour on two cores, so each class renders a pool of `pool_size` sketches and photos at 256 px
-and every file is a pool image flipped and rolled by its own seeded offset, then encoded: PNG
-for sketches, JPEG (quality 90) for photos, about the sizes and decoding cost of Sketchy's
-256-px files. The same seed gives byte-identical files whatever the number of workers.
+`seen_000` ...; each is a shape program of `synthetic_shapes`. Rendering every one of 148k
+images would make generation slow, so each class renders a pool of `pool_size` sketches and
+photos at 256 px and every file is a pool image flipped and rolled by its own seeded offset,
+then encoded: grayscale PNG for sketches, JPEG (quality 90) for photos. Real Sketchy photos are
+larger and slower to decode than these (experiments/benchmarks/SCALING.md compares them). The
+same seed gives byte-identical files whatever the number of workers.
 """
 import dataclasses
 import json
