@@ -56,10 +56,10 @@ class Arch(NamedTuple):
 
 
 @contextlib.contextmanager
-def xla_conv_gradients():
-  """Builds ResNets and EfficientNet-Lites with Flax's plain nn.Conv (XLA's own weight gradients)
-  inside the block: the baseline that `zsbir_jax.models.conv`'s CPU weight gradient is measured
-  against."""
+def xla_convolutions():
+  """Builds ResNets and EfficientNet-Lites with Flax's plain nn.Conv (XLA's own convolutions
+  throughout) inside the block: the baseline that `zsbir_jax.models.conv`'s CPU 1x1 products are
+  measured against."""
   ours = resnet.Conv, efficientnet_lite.Conv
   resnet.Conv = functools.partial(nn.Conv, use_bias=False, kernel_init=resnet.conv_init)
   efficientnet_lite.Conv = functools.partial(nn.Conv, use_bias=False, padding="SAME",
@@ -114,7 +114,7 @@ def jax_step(arch: Arch, batch: dict[str, np.ndarray], num_classes: int,
       train_step_lib.make_train_step(model, optimizer, config.loss), mesh,
       sharding.state_shardings(state, mesh))
   device_batch = jax.device_put(batch)
-  # Traced and compiled here, so that a context around this call (xla_conv_gradients) applies.
+  # Traced and compiled here, so that a context around this call (xla_convolutions) applies.
   compiled = step.lower(state, device_batch).compile()
 
   def run():

@@ -1,7 +1,7 @@
 r"""Where the JAX training step's time goes: a per-op profile of the `full` step, by op kind.
 
   python -m experiments.benchmarks.step_profile                  # ResNet-50, 32 x 112 px
-  python -m experiments.benchmarks.step_profile --xla_conv_gradients   # the baseline
+  python -m experiments.benchmarks.step_profile --xla_convolutions     # the baseline
 
 Runs the step of `full_step.py` under `jax.profiler` with XLA:CPU's per-op trace events on,
 maps every executed op (a fusion or a library call) back to the compiled HLO, and sums the
@@ -34,8 +34,8 @@ from zsbir_jax.models import backbones
 _DEPTH = flags.DEFINE_integer("depth", 50, "ResNet depth.")
 _SHAPE = flags.DEFINE_string("shape", "32x112", "Batch x image size.")
 _CLASSES = flags.DEFINE_integer("num_seen_classes", 100, "Seen classes (Sketchy-25: 100).")
-_BASELINE = flags.DEFINE_bool("xla_conv_gradients", False,
-                              "Profile the step with XLA's own convolution gradients.")
+_BASELINE = flags.DEFINE_bool("xla_convolutions", False,
+                              "Profile the step with XLA's own convolutions (no 1x1 products).")
 _TOP = flags.DEFINE_integer("top", 12, "Also list this many most expensive single ops.")
 
 _INSTRUCTION = re.compile(r"^\s*%?([\w.\-]+) = (\S+) (\w[\w\-]*)\((.*)$")
@@ -120,28 +120,34 @@ def main(argv):
   batch = full_step.pk_batch(batch_size, image_size, _CLASSES.value)
   arch = full_step.Arch(backbones.RESNET, _DEPTH.value)
   if _BASELINE.value:
-    with full_step.xla_conv_gradients():
+    with full_step.xla_convolutions():
       step = full_step.jax_step(arch, batch, _CLASSES.value)
   else:
     step = full_step.jax_step(arch, batch, _CLASSES.value)
   ops = hlo_ops(step.compiled.as_text())
   events, wall = profile(step)
   by_kind, by_pass, singles = collections.Counter(), collections.Counter(), collections.Counter()
+  by_pass_kind = collections.Counter()
   for name, seconds in events:
     if name not in ops:
       continue  # runtime bookkeeping (executor, thread pool, Python frames)
     kind, op_name = ops[name]
     by_kind[kind_of(kind)] += seconds
     by_pass[pass_of(kind, op_name)] += seconds
+    by_pass_kind[(pass_of(kind, op_name), kind_of(kind))] += seconds
     singles[(name, kind, op_name)] += seconds
   total = sum(by_kind.values())
   print(f"ResNet-{_DEPTH.value} `full` step, batch {batch_size} at {image_size} px, "
-        f"{'XLA' if _BASELINE.value else 'zsbir_jax CPU'} convolution weight gradients: "
+        f"{'XLA' if _BASELINE.value else 'zsbir_jax CPU'} convolutions: "
         f"step wall {wall:.2f} s, summed op time {total:.2f} s")
   for title, counter in (("op kind", by_kind), ("pass", by_pass)):
     print(f"\n| {title} | seconds | share |\n|---|---|---|")
     for key, seconds in counter.most_common():
       print(f"| {key} | {seconds:.3f} | {100 * seconds / total:.1f}% |")
+  kinds = [kind for kind, _ in by_kind.most_common(5)]
+  print(f"\n| pass | {' | '.join(kinds)} |\n|---|{'---|' * len(kinds)}")
+  for key, _ in by_pass.most_common():
+    print(f"| {key} | " + " | ".join(f"{by_pass_kind[key, kind]:.3f}" for kind in kinds) + " |")
   print("\n| op | kind | pass | seconds | JAX op |\n|---|---|---|---|---|")
   for (name, kind, op_name), seconds in singles.most_common(_TOP.value):
     print(f"| {name} | {kind} | {pass_of(kind, op_name)} | {seconds:.3f} | {op_name[-70:]} |")

@@ -30,7 +30,7 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per side and shape.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (after compilation).")
 _CLASSES = flags.DEFINE_integer("num_seen_classes", 100, "Seen classes (Sketchy-25: 100).")
 _BASELINE = flags.DEFINE_bool("xla_conv_baseline", True,
-                              "Also time the JAX step with XLA's own convolution gradients.")
+                              "Also time the JAX step with XLA's own convolutions (no 1x1 products).")
 _THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads; 0 keeps torch's.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the PyTorch reference (CPU, float32).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
@@ -61,7 +61,7 @@ def main(argv):
     jax_s = timing.median_seconds(step.run, _STEPS.value, _WARMUP.value)
     baseline_s = torch_s = float("nan")
     if _BASELINE.value:
-      with full_step.xla_conv_gradients():
+      with full_step.xla_convolutions():
         baseline = full_step.jax_step(arch, batch, _CLASSES.value, dtype)
       baseline_s = timing.median_seconds(baseline.run, _STEPS.value, _WARMUP.value)
     if _TORCH.value:
@@ -69,10 +69,10 @@ def main(argv):
           full_step.torch_step(arch, batch, _CLASSES.value, step.initial),
           _STEPS.value, _WARMUP.value)
     rows.append((arch.name, batch_size, image_size, jax_s, baseline_s, torch_s))
-    print(f"  {arch.name} {shape}: jax {jax_s:.3f} s/step (XLA conv gradients {baseline_s:.3f}), "
+    print(f"  {arch.name} {shape}: jax {jax_s:.3f} s/step (XLA convolutions {baseline_s:.3f}), "
           f"torch {torch_s:.3f} s/step", flush=True)
-  print("\n| backbone | batch | image | JAX img/s | JAX, XLA conv grads, img/s | PyTorch img/s "
-        "| JAX / PyTorch | JAX, XLA conv grads / PyTorch |\n|---|---|---|---|---|---|---|---|")
+  print("\n| backbone | batch | image | JAX img/s | JAX, XLA convs, img/s | PyTorch img/s "
+        "| JAX / PyTorch | JAX, XLA convs / PyTorch |\n|---|---|---|---|---|---|---|---|")
   for name, batch_size, image_size, jax_s, baseline_s, torch_s in rows:
     print(f"| {name} | {batch_size} | {image_size} px | {batch_size / jax_s:.1f} | "
           f"{batch_size / baseline_s:.1f} | {batch_size / torch_s:.1f} | {torch_s / jax_s:.2f} | "

@@ -207,7 +207,11 @@ def test_tiny_model_forward_and_gradient_with_remat_and_bfloat16():
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(g))
   assert np.linalg.norm(g["conv_stem"]["kernel"]) > 0
   g_remat, _ = grads(efficientnet_lite.EfficientNetLite(remat=True, **kwargs))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g_remat, g)
+  # Some batch-norm biases have a gradient that cancels to ~0 (|g| ~ 1e-6 against the largest
+  # ~400): float rounding, which differs between the two programs, is all of it there (measured:
+  # 9.4e-6, 2.4e-8 of the largest), so the tolerance is relative to the largest gradient.
+  atol = 1e-7 * max(float(jnp.abs(leaf).max()) for leaf in jax.tree.leaves(g))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=atol), g_remat, g)
   bf16 = efficientnet_lite.EfficientNetLite(dtype=jnp.bfloat16, **kwargs)
   _, bf16_logits = bf16.apply(variables, x, with_logits=True)
   _, eval_logits = model.apply(variables, x, with_logits=True)

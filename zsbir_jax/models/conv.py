@@ -1,22 +1,23 @@
-"""Convolution with a faster weight gradient on CPU, for `flax.linen.Conv(conv_general_dilated=)`.
+"""Convolution with faster 1x1 convolutions on CPU, for `flax.linen.Conv(conv_general_dilated=)`.
 
-XLA:CPU computes a convolution's weight gradient as a "backward-filter" convolution, with the
-batch and feature axes of both operands transposed first, that runs several times slower than
-the forward pass (`experiments.benchmarks.step_profile --xla_conv_gradients` shows it). For a
-1x1 convolution, 36 of a ResNet-50's 53, the weight gradient is one matrix product,
-dW = X^T dY over the batch and spatial positions, which XLA:CPU runs 7-9x faster; with it, the
-ResNet-50 forward + backward at 32 x 112 px takes 2.4 s instead of 3.7 s on a 2-core CPU.
-`conv_general_dilated` is a drop-in for `lax.conv_general_dilated` whose VJP takes that product
-on CPU and XLA's own gradient everywhere else (`lax.platform_dependent`, chosen when the
-program is lowered), so GPU and TPU programs are unchanged. The forward pass and the input
-gradient are always XLA's. Values agree with XLA's gradient to float rounding
-(tests/models/test_conv.py).
+A 1x1 convolution, 36 of a ResNet-50's 53 and the expand/project convolutions of an
+EfficientNet, is a matrix product over the batch and spatial positions: Y = X W forward,
+dX = dY W^T and dW = X^T dY backward. XLA:CPU runs these products several times faster than it
+runs the same 1x1 convolution through its convolution kernels, and its weight gradient, a
+"backward-filter" convolution with the batch and feature axes of both operands transposed, is
+the slowest of the three (`experiments.benchmarks.conv_layers` times each layer,
+`experiments.benchmarks.step_profile` the whole step). `conv_general_dilated` is a drop-in for
+`lax.conv_general_dilated` that takes the three products on CPU and XLA's own convolution
+everywhere else (`lax.platform_dependent`, chosen when the program is lowered), so GPU and TPU
+programs are unchanged. Other convolutions (3x3, 7x7, depthwise) are XLA's on every platform.
+Values agree with XLA's convolution to float rounding (tests/models/test_conv.py).
 """
 import functools
 from typing import Any, Sequence
 
 import jax
 from jax import lax
+import jax.numpy as jnp
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -56,8 +57,26 @@ def _is_pointwise(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbe
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _pointwise_conv(strides: tuple[int, int], precision: Any, x: jax.Array, w: jax.Array):
   """1x1 NHWC convolution, x (N, H, W, Ci), w (1, 1, Ci, Co) -> (N, H', W', Co)."""
+  return lax.platform_dependent(
+      x, w, cpu=functools.partial(_matmul_forward, strides, precision),
+      default=functools.partial(_xla_conv, strides, precision))
+
+
+def _xla_conv(strides, precision, x, w):
   return lax.conv_general_dilated(x, w, strides, ((0, 0), (0, 0)), dimension_numbers=_NHWC,
                                   precision=precision)
+
+
+def _matmul(a: jax.Array, b: jax.Array, precision: Any) -> jax.Array:
+  """a (..., K) @ b (K, M) -> (..., M), as one rank-2 product (the form XLA:CPU's library takes)."""
+  out = lax.dot_general(a.reshape(-1, a.shape[-1]), b, (((1,), (0,)), ((), ())),
+                        precision=precision)
+  return out.reshape(*a.shape[:-1], b.shape[-1])
+
+
+def _matmul_forward(strides, precision, x, w):
+  # The strided 1x1 convolution reads every strides-th position.
+  return _matmul(x[:, ::strides[0], ::strides[1], :], w[0, 0], precision)
 
 
 def _pointwise_fwd(strides, precision, x, w):
@@ -66,22 +85,24 @@ def _pointwise_fwd(strides, precision, x, w):
 
 def _pointwise_bwd(strides, precision, residuals, dy):
   x, w = residuals
-  conv = lambda x, w: lax.conv_general_dilated(x, w, strides, ((0, 0), (0, 0)),
-                                               dimension_numbers=_NHWC, precision=precision)
-  dx = jax.vjp(lambda x: conv(x, w), x)[1](dy)[0]
 
-  def xla_weight_grad(x, dy):
-    return jax.vjp(lambda w: conv(x, w), w)[1](dy)[0]
+  def xla_grads(x, dy):
+    return jax.vjp(lambda x, w: _xla_conv(strides, precision, x, w), x, w)[1](dy)
 
-  def matmul_weight_grad(x, dy):
-    # The strided 1x1 convolution reads every strides-th position: X^T dY over those.
-    xs = x[:, ::strides[0], ::strides[1], :].reshape(-1, x.shape[-1])
-    dw = lax.dot_general(xs, dy.reshape(-1, dy.shape[-1]), (((0,), (0,)), ((), ())),
-                         precision=precision)
-    return dw.reshape(w.shape)
+  def matmul_grads(x, dy):
+    dx = _matmul(dy, w[0, 0].T, precision)
+    # Positions the stride skipped get no gradient: spread dx back over x's grid.
+    dx = lax.pad(dx, jnp.zeros((), dx.dtype),
+                 [(0, 0, 0)] + [(0, n - (m - 1) * s - 1, s - 1)
+                                for n, m, s in zip(x.shape[1:3], dx.shape[1:3], strides)]
+                 + [(0, 0, 0)])
+    xs = x[:, ::strides[0], ::strides[1], :]
+    dw = lax.dot_general(xs.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1]),
+                         (((0,), (0,)), ((), ())), precision=precision)
+    return dx, dw.reshape(w.shape)
 
-  dw = lax.platform_dependent(x, dy, cpu=matmul_weight_grad, default=xla_weight_grad)
-  return dx, dw.astype(w.dtype)
+  dx, dw = lax.platform_dependent(x, dy, cpu=matmul_grads, default=xla_grads)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
 _pointwise_conv.defvjp(_pointwise_fwd, _pointwise_bwd)

@@ -51,6 +51,18 @@ def test_embed_benchmark_agrees_with_torch():
   assert all(float(v) > 0 for v in row)
 
 
+def test_conv_layers_times_every_convolution_of_the_network():
+  out = run("conv_layers", "--backbone=resnet18", "--shape=2x32", "--steps=1", "--warmup=0")
+  rows = table_rows(out)
+  layers, total = rows[1:-1], rows[-1]  # under the header
+  # ResNet-18: the 7x7 stem, 16 3x3 convolutions in 8 basic blocks, 3 strided 1x1 downsamples.
+  assert layers[0][:2] == ["7x7/2 32x32x3->64", "1"]
+  assert sum(int(r[1]) for r in layers) == 20
+  assert sum(int(r[1]) for r in layers if r[0].startswith("1x1/2")) == 3
+  assert all(float(v) > 0 for r in layers for v in r[2:])
+  assert float(total[2]) > 0 and float(total[5]) > 0
+
+
 def test_step_profile_accounts_for_the_step():
   out = run("step_profile", "--depth=18", "--shape=8x32", "--top=3")
   wall, summed = map(float, re.search(r"step wall (\S+) s, summed op time (\S+) s", out).groups())
