@@ -1,4 +1,4 @@
-r"""Where the convolution time of the CPU step goes: every layer's three passes, JAX against PyTorch.
+r"""Where the convolution time of the CPU step goes: each layer's three passes, JAX against PyTorch.
 
   python -m experiments.benchmarks.conv_layers                          # ResNet-50, 16 x 224 px
   python -m experiments.benchmarks.conv_layers --backbone=resnet50 --shape=32x112
@@ -145,7 +145,7 @@ def main(argv):
         f"{jax.devices()[0].device_kind}, torch {torch.__version__} with "
         f"{torch.get_num_threads()} threads; ms, median of {_STEPS.value}")
   print("\n| layer (k/stride HxWxCi->Co) | count | JAX fwd | JAX dX | JAX dW | PyTorch fwd | "
-        "PyTorch dX | PyTorch dW | JAX / PyTorch, 3 passes |\n|---|---|---|---|---|---|---|---|---|")
+        "PyTorch dX | PyTorch dW | JAX / PyTorch, 3 passes |\n" + "|---" * 9 + "|")
   per_step = np.zeros(2)
   for index, (layer, count) in enumerate(layers.items()):
     times = np.array([[1e3 * timing.median_seconds(run, _STEPS.value, _WARMUP.value)

@@ -35,7 +35,7 @@ _DEPTH = flags.DEFINE_integer("depth", 50, "ResNet depth.")
 _SHAPE = flags.DEFINE_string("shape", "32x112", "Batch x image size.")
 _CLASSES = flags.DEFINE_integer("num_seen_classes", 100, "Seen classes (Sketchy-25: 100).")
 _BASELINE = flags.DEFINE_bool("xla_convolutions", False,
-                              "Profile the step with XLA's own convolutions (no 1x1 products).")
+                              "Profile the step with XLA's own convolutions throughout.")
 _TOP = flags.DEFINE_integer("top", 12, "Also list this many most expensive single ops.")
 
 _INSTRUCTION = re.compile(r"^\s*%?([\w.\-]+) = (\S+) (\w[\w\-]*)\((.*)$")

@@ -30,7 +30,7 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per side and shape.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (after compilation).")
 _CLASSES = flags.DEFINE_integer("num_seen_classes", 100, "Seen classes (Sketchy-25: 100).")
 _BASELINE = flags.DEFINE_bool("xla_conv_baseline", True,
-                              "Also time the JAX step with XLA's own convolutions (no 1x1 products).")
+                              "Also time the JAX step with XLA's own convolutions throughout.")
 _THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads; 0 keeps torch's.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the PyTorch reference (CPU, float32).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],

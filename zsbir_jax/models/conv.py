@@ -1,16 +1,22 @@
-"""Convolution with faster 1x1 convolutions on CPU, for `flax.linen.Conv(conv_general_dilated=)`.
+"""Convolution with CPU forms of the 1x1 and depthwise ones, for `nn.Conv(conv_general_dilated=)`.
 
-A 1x1 convolution, 36 of a ResNet-50's 53 and the expand/project convolutions of an
-EfficientNet, is a matrix product over the batch and spatial positions: Y = X W forward,
-dX = dY W^T and dW = X^T dY backward. XLA:CPU runs these products several times faster than it
-runs the same 1x1 convolution through its convolution kernels, and its weight gradient, a
-"backward-filter" convolution with the batch and feature axes of both operands transposed, is
-the slowest of the three (`experiments.benchmarks.conv_layers` times each layer,
-`experiments.benchmarks.step_profile` the whole step). `conv_general_dilated` is a drop-in for
-`lax.conv_general_dilated` that takes the three products on CPU and XLA's own convolution
-everywhere else (`lax.platform_dependent`, chosen when the program is lowered), so GPU and TPU
-programs are unchanged. Other convolutions (3x3, 7x7, depthwise) are XLA's on every platform.
-Values agree with XLA's convolution to float rounding (tests/models/test_conv.py).
+XLA:CPU's convolution kernels are slow for two kinds of layer that these networks are full of
+(`experiments.benchmarks.conv_layers` times every layer's three passes against PyTorch;
+`experiments.benchmarks.step_profile` the whole step):
+- A 1x1 convolution (36 of a ResNet-50's 53; the expand and project convolutions of an
+  EfficientNet) is a matrix product over the batch and spatial positions: Y = X W forward,
+  dX = dY W^T and dW = X^T dY backward. XLA:CPU runs these products several times faster than
+  the same convolution, and its weight gradient, a "backward-filter" convolution with the batch
+  and feature axes of both operands transposed, is the slowest of the three.
+- A depthwise convolution (one filter per channel, EfficientNet's k x k layers) is a sum over
+  the window's taps of the input, read at the tap's positions, times the tap's per-channel
+  weights: elementwise work that XLA fuses into one loop, forward and backward (autodiff of the
+  sum: pads and reductions), where its grouped convolution runs tens of times slower.
+`conv_general_dilated` is a drop-in for `lax.conv_general_dilated` that takes these forms on CPU
+and XLA's own convolution everywhere else (`lax.platform_dependent`, chosen when the program is
+lowered), so GPU and TPU programs are unchanged. Other convolutions (3x3, 7x7) are XLA's on
+every platform. Values agree with XLA's convolution to float rounding
+(tests/models/test_conv.py).
 """
 import functools
 from typing import Any, Sequence
@@ -28,10 +34,27 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
                          dimension_numbers: Any = None, feature_group_count: int = 1,
                          batch_group_count: int = 1, precision: Any = None,
                          preferred_element_type: Any = None) -> jax.Array:
-  """`lax.conv_general_dilated`; NHWC/HWIO 1x1 convolutions get the matmul weight gradient."""
-  if _is_pointwise(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                   feature_group_count, batch_group_count, preferred_element_type):
-    return _pointwise_conv(tuple(window_strides), precision, lhs, rhs)
+  """`lax.conv_general_dilated`; plain NHWC/HWIO 1x1 and depthwise convolutions take the CPU
+  formulations of the module docstring."""
+  plain = (lhs.ndim == 4 and batch_group_count == 1 and preferred_element_type is None
+           and set(lhs_dilation or (1,)) == {1} and set(rhs_dilation or (1,)) == {1}
+           and (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+                == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)))
+  strides = tuple(window_strides)
+  if plain and isinstance(padding, str):
+    padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
+  if plain:
+    padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+  unpadded = plain and set(sum(padding, ())) == {0}
+  if unpadded and feature_group_count == 1 and rhs.shape[:2] == (1, 1):
+    return _pointwise_conv(strides, precision, lhs, rhs)
+  if plain and feature_group_count == lhs.shape[-1] == rhs.shape[-1] and rhs.shape[2] == 1:
+    return lax.platform_dependent(
+        lhs, rhs, cpu=functools.partial(_depthwise_taps, strides, padding),
+        default=functools.partial(
+            lax.conv_general_dilated, window_strides=strides, padding=padding,
+            dimension_numbers=_NHWC, feature_group_count=feature_group_count,
+            precision=precision))
   return lax.conv_general_dilated(
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
       dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
@@ -39,19 +62,27 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
       preferred_element_type=preferred_element_type)
 
 
-def _is_pointwise(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                  feature_group_count, batch_group_count, preferred_element_type) -> bool:
-  """Whether the convolution is a plain NHWC/HWIO 1x1 one (any strides, no padding)."""
-  if lhs.ndim != 4 or rhs.shape[:2] != (1, 1):
-    return False
-  if (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-      != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
-    return False
-  # 'SAME' and 'VALID' both pad a 1x1 window by nothing; explicit padding must be zero.
-  no_padding = isinstance(padding, str) or all(tuple(p) == (0, 0) for p in padding)
-  return (no_padding and set(lhs_dilation or (1,)) == {1} and set(rhs_dilation or (1,)) == {1}
-          and feature_group_count == 1 and batch_group_count == 1
-          and preferred_element_type is None)
+def _depthwise_taps(strides: tuple[int, int], padding: tuple[tuple[int, int], ...],
+                    x: jax.Array, w: jax.Array) -> jax.Array:
+  """Depthwise convolution, x (N, H, W, C), w (kh, kw, 1, C) -> (N, H', W', C), as a sum over
+  the window's taps of the input read at that tap's positions times the tap's weights.
+
+  Elementwise work that XLA fuses into one loop, forward and (by autodiff: pads and reductions)
+  backward; accumulated in at least float32.
+  """
+  kh, kw = w.shape[:2]
+  acc = jnp.promote_types(x.dtype, jnp.float32)
+  xp = jnp.pad(x, ((0, 0), *padding, (0, 0))).astype(acc)
+  out_h = (xp.shape[1] - kh) // strides[0] + 1
+  out_w = (xp.shape[2] - kw) // strides[1] + 1
+  out = jnp.zeros((x.shape[0], out_h, out_w, x.shape[-1]), acc)
+  for a in range(kh):
+    for b in range(kw):
+      tap = lax.slice(xp, (0, a, b, 0),
+                      (xp.shape[0], a + (out_h - 1) * strides[0] + 1,
+                       b + (out_w - 1) * strides[1] + 1, xp.shape[3]), (1, *strides, 1))
+      out = out + tap * w[a, b, 0].astype(acc)
+  return out.astype(jnp.result_type(x, w))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))

@@ -27,8 +27,7 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-# Every convolution of the network: bias-free, torchvision's init, and `conv.py`'s matrix-product
-# 1x1 convolutions on CPU.
+# Every convolution of the network: bias-free, torchvision's init, and `conv.py`'s CPU forms.
 Conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init,
                          conv_general_dilated=conv_lib.conv_general_dilated)
 
