@@ -8,6 +8,9 @@ import pytest
 from zsbir_jax.models import conv
 
 NHWC = ("NHWC", "HWIO", "NHWC")
+# Relative to the largest reference value; measured over these cases: <= 7.4e-16 in float64,
+# <= 3.8e-7 in float32 (the summation order differs from XLA's convolution).
+TOLERANCES = [(np.float64, 4e-15), (np.float32, 2e-6)]
 
 
 def objective(conv_fn, strides, padding, **kwargs):
@@ -22,7 +25,7 @@ def inputs(shape_x, shape_w, dtype, seed=0):
 
 @pytest.mark.parametrize("strides,padding", [((1, 1), "SAME"), ((2, 2), "SAME"), ((2, 2), "VALID"),
                                              ((2, 1), ((0, 0), (0, 0)))])
-@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("dtype,rtol", TOLERANCES)
 def test_pointwise_values_and_gradients_match_lax(strides, padding, dtype, rtol):
   with jax.enable_x64(dtype == np.float64):
     x, w = inputs((3, 7, 6, 5), (1, 1, 5, 4), dtype)  # odd sizes: strides drop the last row
@@ -44,7 +47,7 @@ def test_pointwise_values_and_gradients_match_lax(strides, padding, dtype, rtol)
     ((3, 3), (2, 1), ((1, 1), (1, 1))), ((3, 3), (1, 1), "VALID"),
     ((2, 3), (1, 1), ((1, 0), (2, 1))),
 ])
-@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("dtype,rtol", TOLERANCES)
 def test_depthwise_values_and_gradients_match_lax(window, strides, padding, dtype, rtol):
   with jax.enable_x64(dtype == np.float64):
     x, w = inputs((3, 9, 8, 5), (*window, 1, 5), dtype)  # odd sizes: TF's SAME pads unevenly
