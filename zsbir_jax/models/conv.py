@@ -10,8 +10,9 @@ XLA:CPU's convolution kernels are slow for two kinds of layer that these network
   and feature axes of both operands transposed, is the slowest of the three.
 - A depthwise convolution (one filter per channel, EfficientNet's k x k layers) is a sum over
   the window's taps of the input, read at the tap's positions, times the tap's per-channel
-  weights: elementwise work that XLA fuses into one loop, forward and backward (autodiff of the
-  sum: pads and reductions), where its grouped convolution runs tens of times slower.
+  weights: elementwise work that XLA fuses into one loop, where its grouped convolution runs
+  tens of times slower. The input gradient is the same kind of sum; the weight gradient reduces
+  one tap at a time (`_depthwise_conv`).
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` that takes these forms on CPU
 and XLA's own convolution everywhere else (`lax.platform_dependent`, chosen when the program is
 lowered), so GPU and TPU programs are unchanged. Other convolutions (3x3, 7x7) are XLA's on
