@@ -143,7 +143,8 @@ def main(argv):
   print(f"{arch.name} at batch {batch_size} x {image_size} px: {sum(layers.values())} "
         f"convolutions of {len(layers)} shapes; jax {jax.__version__} on "
         f"{jax.devices()[0].device_kind}, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads; ms, median of {_STEPS.value}")
+        f"{torch.get_num_threads()} threads; ms (4 significant digits: a small layer takes well "
+        f"under 0.1 ms), median of {_STEPS.value}")
   print("\n| layer (k/stride HxWxCi->Co) | count | JAX fwd | JAX dX | JAX dW | PyTorch fwd | "
         "PyTorch dX | PyTorch dW | JAX / PyTorch, 3 passes |\n" + "|---" * 9 + "|")
   per_step = np.zeros(2)
@@ -153,10 +154,10 @@ def main(argv):
                       for passes in (jax_passes, torch_passes)])
     uses = np.array([2.0, 0.0 if index == 0 else 1.0, 1.0])  # the stem's input is the image
     per_step += count * times @ uses
-    print(f"| {layer.describe()} | {count} | " + " | ".join(f"{t:.1f}" for t in times.ravel())
+    print(f"| {layer.describe()} | {count} | " + " | ".join(f"{t:.4g}" for t in times.ravel())
           + f" | {times[1].sum() / times[0].sum():.2f} |", flush=True)
-  print(f"| per `full` step (2 fwd + dX + dW, x count) | | {per_step[0]:.0f} | | | "
-        f"{per_step[1]:.0f} | | | {per_step[1] / per_step[0]:.2f} |")
+  print(f"| per `full` step (2 fwd + dX + dW, x count) | | {per_step[0]:.4g} | | | "
+        f"{per_step[1]:.4g} | | | {per_step[1] / per_step[0]:.2f} |")
 
 
 if __name__ == "__main__":

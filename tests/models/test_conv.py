@@ -42,6 +42,29 @@ def test_pointwise_values_and_gradients_match_lax(strides, padding, dtype, rtol)
       np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * float(jnp.abs(r).max()))
 
 
+@pytest.mark.parametrize("window,strides,padding", [
+    ((3, 3), (1, 1), "SAME"), ((3, 3), (2, 2), "SAME"), ((5, 5), (2, 2), "SAME"),
+    ((3, 3), (2, 1), ((1, 1), (1, 1))), ((3, 3), (1, 1), "VALID"),
+    ((2, 3), (1, 1), ((1, 0), (2, 1))),
+])
+@pytest.mark.parametrize("dtype,rtol", TOLERANCES)
+def test_depthwise_values_and_gradients_match_lax(window, strides, padding, dtype, rtol):
+  with jax.enable_x64(dtype == np.float64):
+    x, w = inputs((3, 9, 8, 5), (*window, 1, 5), dtype)  # odd sizes: TF's SAME pads unevenly
+    kwargs = dict(dimension_numbers=NHWC, feature_group_count=5)
+    want = lax.conv_general_dilated(x, w, strides, padding, **kwargs)
+    got = conv.conv_general_dilated(x, w, strides, padding, **kwargs)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * float(jnp.abs(want).max()))
+    ours = objective(conv.conv_general_dilated, strides, padding, **kwargs)
+    ref = objective(lax.conv_general_dilated, strides, padding, **kwargs)
+    got = jax.jit(jax.grad(ours, argnums=(0, 1)))(x, w)
+    want = jax.jit(jax.grad(ref, argnums=(0, 1)))(x, w)
+    for g, r in zip(got, want):
+      assert g.dtype == r.dtype
+      np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * float(jnp.abs(r).max()))
+
+
 def lowered_ops(fn, platform: str, *args) -> tuple[int, int]:
   """(convolutions, dot_generals) in the StableHLO of grad(fn) lowered for `platform`."""
   text = jax.jit(jax.grad(fn, argnums=(0, 1))).trace(*args).lower(
@@ -60,10 +83,21 @@ def test_pointwise_is_matmuls_on_cpu_only():
     assert lowered_ops(fn, platform, x, w) == lowered_ops(plain, platform, x, w) == (3, 0)
 
 
+def test_depthwise_is_elementwise_on_cpu_only():
+  x, w = inputs((2, 6, 6, 8), (3, 3, 1, 8), np.float32)
+  fn = objective(conv.conv_general_dilated, (2, 2), "SAME", dimension_numbers=NHWC,
+                 feature_group_count=8)
+  assert lowered_ops(fn, "cpu", x, w) == (0, 0)
+  plain = objective(lax.conv_general_dilated, (2, 2), "SAME", dimension_numbers=NHWC,
+                    feature_group_count=8)
+  for platform in ("cuda", "tpu"):
+    assert lowered_ops(fn, platform, x, w) == lowered_ops(plain, platform, x, w) == (3, 0)
+
+
 @pytest.mark.parametrize("shape_w,kwargs", [
-    ((3, 3, 8, 4), dict(dimension_numbers=NHWC)),              # not 1x1
+    ((3, 3, 8, 4), dict(dimension_numbers=NHWC)),              # neither 1x1 nor depthwise
     ((1, 1, 4, 4), dict(dimension_numbers=NHWC, feature_group_count=2)),  # grouped
-    ((3, 3, 1, 8), dict(dimension_numbers=NHWC, feature_group_count=8)),   # depthwise
+    ((3, 3, 1, 16), dict(dimension_numbers=NHWC, feature_group_count=8)),  # depth multiplier 2
     ((1, 1, 8, 4), dict(dimension_numbers=NHWC, rhs_dilation=(2, 2))),
     ((4, 8, 1, 1), dict(dimension_numbers=("NCHW", "OIHW", "NCHW"))),      # other layout
 ])
