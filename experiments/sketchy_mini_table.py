@@ -1,0 +1,93 @@
+r"""The Sketchy-mini results: the recipes on real sketches, and JAX beside the PyTorch reference.
+
+  python -m experiments.sketchy_mini_table --sketchy=/data/sketchy_subset
+      # -> runs/sketchy_mini_table/, experiments/results/sketchy_mini.md
+
+1. Sketchy-25-mini: every recipe of --recipes (default none, ce, sake, eff, bkd, full), once per
+   seed of --seeds (default 0, 1, 2), through the job of `experiments.run_sketchy_mini` (its
+   lists, the installed ImageNet Lite0, its knowledge; `sketchy_mini_job`).
+2. The same split, the PyTorch reference of --torch_recipes (default eff, full) per seed:
+   `experiments.benchmarks.torch_job` on the same workspace, from the same initial state, on
+   the same batches, with the same schedule, selection and scoring.
+3. Sketchy-21-mini: `none` and the selected recipe: the trained recipe with the highest mean
+   held-out seen-sketch accuracy on Sketchy-25-mini (never an unseen-class result).
+
+Every run keeps a result.json (<workdir>/<split>/<framework>/<recipe>/seed<s>/) and is not
+redone, so an interrupted table resumes (a JAX run also resumes from its last checkpoint). The
+table is rewritten after every run from the results so far; a hand-written `## Discussion`
+section below it is kept. The config is --config (default experiments/configs/sketchy_mini.py,
+`full`; override any value with --config.x.y=value).
+"""
+import functools
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from experiments import main_job
+from experiments import sketchy_mini_job as job
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/sketchy_mini.py", "Config of every run (the full recipe).")
+_SKETCHY = flags.DEFINE_string("sketchy", None, "Sketchy tree (full download or flat subset).",
+                               required=True)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/sketchy_mini_table",
+                               "Workspaces and runs, one directory per split.")
+_RECIPES = flags.DEFINE_list("recipes", ["none", "ce", "sake", "eff", "bkd", "full"],
+                             "Recipes trained on Sketchy-25-mini.")
+_TORCH_RECIPES = flags.DEFINE_list("torch_recipes", ["eff", "full"],
+                                   "Recipes also trained with the PyTorch reference.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every run.")
+_OUTPUT = flags.DEFINE_string("output", "experiments/results/sketchy_mini.md", "The Markdown.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  base = _CONFIG.value
+  job.check_job(base, _RECIPES.value + _TORCH_RECIPES.value)
+  logging.set_verbosity(logging.WARNING)
+  seeds = [int(s) for s in _SEEDS.value]
+  command = " ".join(["python -m experiments.sketchy_mini_table"] + sys.argv[1:])
+  seen25, unseen21 = job.SPLITS
+  workspaces = {}
+  for split in job.SPLITS:
+    split_base = base.copy_and_resolve_references()
+    split_base.data.split = split
+    workspaces[split] = (job.prepare(_SKETCHY.value, os.path.join(_WORKDIR.value, split),
+                                     split_base), split_base)
+  results = {split: {} for split in job.SPLITS}
+
+  def run(split, framework, recipe, seed, compute):
+    workspace, split_base = workspaces[split]
+    run_dir = os.path.join(_WORKDIR.value, split, framework, recipe, f"seed{seed}")
+    print(f"== {split}: {framework} {recipe}, seed {seed} -> {run_dir}", flush=True)
+    result = job.cached(run_dir, lambda d: compute(workspace, split_base, d, recipe, seed))
+    results[split].setdefault((framework, recipe), []).append(result)
+    print(f"   mAP@all {100 * result['metrics']['map@all']:.2f}, held-out seen-sketch "
+          f"accuracy {100 * result['seen_accuracy']:.1f}%", flush=True)
+    main_job.write_results(_OUTPUT.value, job.table(
+        {s: r for s, r in results.items() if r}, base, command))
+
+  # The first JAX run of a split checks its lists (check_dataset's full check).
+  checked = functools.partial(job.run_jax, data_check="full")
+  for seed in seeds:  # seed-major, so that a partial table already has every row
+    for recipe in _RECIPES.value:
+      first = seed == seeds[0] and recipe == _RECIPES.value[0]
+      run(seen25, "jax", recipe, seed, checked if first else job.run_jax)
+    for recipe in _TORCH_RECIPES.value:
+      run(seen25, "pytorch", recipe, seed, job.run_torch)
+  chosen = job.selected_recipe(results[seen25])
+  print(f"selected for {unseen21} by held-out seen-sketch accuracy: {chosen}")
+  for seed in seeds:
+    for recipe in ("none", chosen):
+      first = seed == seeds[0] and recipe == "none"
+      run(unseen21, "jax", recipe, seed, checked if first else job.run_jax)
+  print(f"table: {_OUTPUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

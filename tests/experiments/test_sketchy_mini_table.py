@@ -1,0 +1,77 @@
+"""The Sketchy-mini results command (experiments.sketchy_mini_table; its pieces in
+sketchy_mini_job): its table from given results, the recipe it selects for Sketchy-21-mini, and a
+tiny real run on a hand-made tree that resumes without redoing anything."""
+import json
+import os
+import subprocess
+import sys
+
+from experiments import sketchy_mini_job
+from experiments.configs import sketchy_mini as sketchy_mini_config
+from tests.data.test_sketchy_mini import make_tree
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def fake(map_all, seen):
+  return [{"seen_accuracy": a, "n_queries": 625, "n_gallery": 625,
+           "metrics": {"map@all": m, "p@100": m / 2, "map@200": m / 3, "p@200": m / 4}}
+          for m, a in zip(map_all, seen)]
+
+
+def test_table_rows_deltas_and_the_selected_recipe():
+  results = {"sketchy25_mini": {
+      ("jax", "none"): fake([0.17, 0.17, 0.17], [0.01, 0.01, 0.01]),
+      ("jax", "eff"): fake([0.20, 0.22, 0.24], [0.30, 0.31, 0.32]),
+      ("jax", "full"): fake([0.30, 0.30, 0.30], [0.20, 0.20, 0.20]),
+      ("pytorch", "eff"): fake([0.21, 0.23, 0.25], [0.30, 0.30, 0.30]),
+      ("pytorch", "full"): fake([0.10, 0.10, 0.10], [0.2, 0.2, 0.2])}}
+  # Selection reads held-out seen accuracy only: eff, though full scores higher on unseen.
+  assert sketchy_mini_job.selected_recipe(results["sketchy25_mini"]) == "eff"
+  markdown = sketchy_mini_job.table(results, sketchy_mini_config.get_config(), "cmd")
+  lines = markdown.splitlines()
+  assert "## sketchy25_mini: recipes" in lines and "## sketchy25_mini: eff, JAX and PyTorch" in lines
+  recipes = lines[lines.index("## sketchy25_mini: recipes") + 6:][:3]
+  assert recipes[0].startswith("| jax | none | 17.00 ± 0.00 |") and recipes[0].endswith("| 3 | - |")
+  assert recipes[1].startswith("| jax | eff | 22.00 ± 2.00 |") and recipes[1].endswith("| +5.00* |")
+  eff = lines[lines.index("## sketchy25_mini: eff, JAX and PyTorch") + 5]
+  assert eff.startswith("| pytorch | eff | 23.00 ± 2.00 |") and eff.endswith("| +1.00 |")  # agree
+  full = lines[lines.index("## sketchy25_mini: full, JAX and PyTorch") + 5]
+  assert full.endswith("| -20.00* |")  # differ
+  assert "96 px, batch 32, 3 epochs" in markdown
+  assert "625 query sketches x 625 gallery photos." in lines
+
+
+def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
+  tree, workdir, output = tmp_path / "tree", tmp_path / "runs", tmp_path / "table.md"
+  make_tree(str(tree), ("sketch", "photo"), photos=1)
+  command = [sys.executable, "-m", "experiments.sketchy_mini_table", f"--sketchy={tree}",
+             f"--workdir={workdir}", f"--output={output}", "--recipes=none,eff",
+             "--torch_recipes=eff", "--seeds=0", "--config.data.image_size=32",
+             "--config.data.classes_per_batch=8", "--config.data.items_per_class=1",
+             "--config.data.eval_batch_size=128", "--config.optim.epochs=1"]
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "selected for sketchy21_mini by held-out seen-sketch accuracy: eff" in first.stdout
+  runs = {(split, framework, recipe): workdir / split / framework / recipe / "seed0" / "result.json"
+          for split, framework, recipe in [
+              ("sketchy25_mini", "jax", "none"), ("sketchy25_mini", "jax", "eff"),
+              ("sketchy25_mini", "pytorch", "eff"), ("sketchy21_mini", "jax", "none"),
+              ("sketchy21_mini", "jax", "eff")]}
+  written = {key: path.read_text() for key, path in runs.items()}
+  for (split, _, _), text in written.items():
+    result = json.loads(text)
+    assert 0 <= result["seen_accuracy"] <= 1
+    assert all(0 <= v <= 1 for v in result["metrics"].values())
+  markdown = output.read_text()
+  for heading in ("## sketchy25_mini: recipes", "## sketchy25_mini: eff, JAX and PyTorch",
+                  "## sketchy21_mini: recipes"):
+    assert heading in markdown
+  assert "nan" not in markdown
+
+  output.write_text(markdown + "\n## Discussion\n\nBy hand.\n")
+  second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert {key: path.read_text() for key, path in runs.items()} == written  # nothing redone
+  assert output.read_text() == markdown + "\n## Discussion\n\nBy hand.\n"
