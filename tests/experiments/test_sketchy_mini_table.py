@@ -38,7 +38,7 @@ def test_table_rows_deltas_and_the_selected_recipe():
   assert eff.startswith("| pytorch | eff | 23.00 ± 2.00 |") and eff.endswith("| +1.00 |")  # agree
   full = lines[lines.index("## sketchy25_mini: full, JAX and PyTorch") + 5]
   assert full.endswith("| -20.00* |")  # differ
-  assert "96 px, batch 32, 3 epochs" in markdown
+  assert "160 px, batch 32, 3 epochs" in markdown
   assert "625 query sketches x 625 gallery photos." in lines
 
 
