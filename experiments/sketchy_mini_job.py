@@ -22,9 +22,9 @@ from experiments.benchmarks import torch_job
 from experiments.configs import common
 from zsbir_jax.data import sketchy_mini
 from zsbir_jax.data import source
-from zsbir_jax.method import knowledge
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import report
+from zsbir_jax.method import knowledge
 from zsbir_jax.models import backbones
 from zsbir_jax.training import trainer
 
@@ -173,15 +173,17 @@ def run_torch(workspace: Workspace, base, run_dir: str, recipe: str, seed: int) 
 
 
 def cached(run_dir: str, compute) -> dict:
-  """The result.json in `run_dir`, or `compute(run_dir)` written there."""
+  """The result.json in `run_dir`, or `compute(run_dir)` written there (whole or not at all: a
+  killed run leaves no half-written result)."""
   path = os.path.join(run_dir, RESULT)
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
   result = compute(run_dir)
   os.makedirs(run_dir, exist_ok=True)
-  with open(path, "w") as f:
+  with open(path + ".tmp", "w") as f:
     json.dump(result, f, indent=2)
+  os.replace(path + ".tmp", path)
   return result
 
 
@@ -225,8 +227,9 @@ def table(results: dict[str, dict[tuple[str, str], list[dict]]], base, command: 
       f"{base.optim.epochs} epochs (experiments/configs/sketchy_mini.py); the checkpoint of "
       "each run chosen by its held-out seen-sketch accuracy. Unseen classes: every sketch of "
       "the split's unseen classes queries all their photos; real-valued embeddings, "
-      "interpolated (VOC) AP averaged over queries (SAKE's semantics). Cells: mean ± sample std over the seeds (percent). "
-      "Δ: mean mAP@all minus the baseline row's (`none` of JAX; for PyTorch rows, the same "
+      "interpolated (VOC) AP averaged over queries (SAKE's semantics). Cells: mean ± sample "
+      "std over the seeds (percent). Δ: mean mAP@all minus the baseline row's (`none` of "
+      "JAX; for PyTorch rows, the same "
       "recipe in JAX), marked * where it exceeds the two rows' std combined "
       "(sqrt(s1² + s2²)): JAX and PyTorch agree where it is not marked."]
   for split, split_results in results.items():

@@ -130,7 +130,8 @@ def main(argv):
       results[name].append(result)
       print(f"   mAP@all {100 * result['metrics']['map@all']:.2f} "
             f"({result['train_seconds']:.0f} s)", flush=True)
-      main_job.write_results(_OUTPUT.value, table({n: rs for n, rs in results.items() if rs}, command))
+      main_job.write_results(_OUTPUT.value,
+                             table({n: rs for n, rs in results.items() if rs}, command))
   print(f"table: {_OUTPUT.value}")
 
 
