@@ -168,8 +168,8 @@ def run_jax(workspace: Workspace, base, run_dir: str, recipe: str, seed: int,
 def run_torch(workspace: Workspace, base, run_dir: str, recipe: str, seed: int) -> dict:
   """The PyTorch reference of one recipe on the JAX run's workspace and batches."""
   result = torch_job.train_and_evaluate(workspace.config(base, recipe, seed))
-  return {"seen_accuracy": result["seen_accuracy"], "metrics": result["metrics"],
-          "seconds": result["train_seconds"]}
+  return {"seen_accuracy": result["seen_accuracy"], "best_step": result["best_step"],
+          "metrics": result["metrics"], "seconds": result["train_seconds"]}
 
 
 def cached(run_dir: str, compute) -> dict:

@@ -1,7 +1,7 @@
 """The Sketchy-mini job (experiments.sketchy_mini_job) end to end on a hand-made Sketchy tree:
 lists, the installed ImageNet Lite0 weights, knowledge, two recipes (one trained for 2 steps at
-32 px), the report; then the PyTorch reference run (experiments.benchmarks.torch_job) on the same
-workspace."""
+32 px), the report; then the PyTorch reference (experiments.benchmarks.torch_job) of the untrained
+model on the same workspace."""
 import hashlib
 import json
 import math
@@ -53,19 +53,13 @@ def test_tiny_run_writes_a_finite_report_from_the_installed_lite0(tmp_path):
   assert spec.num_classes == 1000
 
   # The PyTorch reference on the same lists, weights and knowledge: without steps it scores the
-  # JAX run's initial model, which is `none`'s; with the 2 steps of eff, finite numbers.
-  def torch_config(epochs):
-    config = sketchy_mini_job.Workspace(
-        os.path.join(workdir, "data"), os.path.join(workdir, "lite0_imagenet"),
-        os.path.join(workdir, "sketchy25_mini_knowledge.npz"), {}).config(job_config, "eff", 0)
-    config.optim.epochs = epochs
-    return config
-  job_config = config
-  untrained = torch_job.train_and_evaluate(torch_config(0))
+  # JAX run's initial model, which is `none`'s (its training: test_sketchy_mini_table).
+  untrained_config = sketchy_mini_job.Workspace(
+      os.path.join(workdir, "data"), os.path.join(workdir, "lite0_imagenet"),
+      os.path.join(workdir, "sketchy25_mini_knowledge.npz"), {}).config(config, "eff", 0)
+  untrained_config.optim.epochs = 0
+  untrained = torch_job.train_and_evaluate(untrained_config)
   jax_none = job["recipes"]["none"][0]
   assert untrained["seen_accuracy"] == jax_none["seen_accuracy"]
   for name, value in jax_none["unseen"]["results"][0]["metrics"].items():
     assert abs(untrained["metrics"][name] - value) <= 1e-6, name
-  trained = torch_job.train_and_evaluate(torch_config(1))
-  assert trained["best_step"] in (1, 2) and 0 <= trained["seen_accuracy"] <= 1
-  assert all(math.isfinite(v) and 0 <= v <= 1 for v in trained["metrics"].values())
