@@ -60,11 +60,13 @@ def mean_std(values) -> str:
 
 def delta(values, baseline) -> str:
   """The mean of `values` minus the mean of `baseline`, signed, two decimals, marked * where it
-  exceeds the two sample stds combined (sqrt(s1² + s2²); std 0 for one value)."""
+  exceeds the two sample stds combined (sqrt(s1² + s2²)); unmarked, with a ? instead, where a
+  side has one value and so no spread to judge by."""
   values, baseline = np.asarray(values, np.float64), np.asarray(baseline, np.float64)
   d = values.mean() - baseline.mean()
-  spread = np.hypot(values.std(ddof=1) if len(values) > 1 else 0.0,
-                    baseline.std(ddof=1) if len(baseline) > 1 else 0.0)
+  if min(len(values), len(baseline)) < 2:
+    return f"{d:+.2f}?"
+  spread = np.hypot(values.std(ddof=1), baseline.std(ddof=1))
   return f"{d:+.2f}{'*' if abs(d) > spread else ''}"
 
 

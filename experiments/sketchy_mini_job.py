@@ -231,7 +231,8 @@ def table(results: dict[str, dict[tuple[str, str], list[dict]]], base, command: 
       "std over the seeds (percent). Δ: mean mAP@all minus the baseline row's (`none` of "
       "JAX; for PyTorch rows, the same "
       "recipe in JAX), marked * where it exceeds the two rows' std combined "
-      "(sqrt(s1² + s2²)): JAX and PyTorch agree where it is not marked."]
+      "(sqrt(s1² + s2²)), ? where a row has one seed (no spread yet): JAX and PyTorch "
+      "agree where it is marked neither."]
   for split, split_results in results.items():
     jax_rows = {k: v for k, v in split_results.items() if k[0] == "jax"}
     first = next(iter(jax_rows.values()))[0]

@@ -91,7 +91,8 @@ def table(results: dict[str, list[dict]], command: str) -> str:
       f"(experiments/configs/synthetic.py), {first['epochs']} epochs per run, backbone "
       f"pretrained once on the photo-only pretraining classes. Each cell: mean ± sample std "
       f"over seeds {', '.join(map(str, seeds))} (percent). Δ: mean mAP@all minus `full`'s; "
-      f"marked * where it exceeds the two rows' std combined (sqrt(s1² + s2²)).", "",
+      f"marked * where it exceeds the two rows' std combined (sqrt(s1² + s2²)), ? where a "
+      f"row has one seed.", "",
       "| variant | " + " | ".join(report.metric_title(n) for n in names)
       + " | Δ mAP@all | train time (s) |",
       "|---" * (len(names) + 3) + "|"]

@@ -41,6 +41,11 @@ def test_table_rows_deltas_and_the_selected_recipe():
   full = lines[lines.index("## sketchy25_mini: full, JAX and PyTorch") + 5]
   assert full.endswith("| -20.00* |")  # differ
   assert "160 px, batch 32, 3 epochs" in markdown
+  # One seed a side: no spread to judge agreement by, so neither mark but a ?.
+  one_seed = {"sketchy25_mini": {k: v[:1] for k, v in results["sketchy25_mini"].items()}}
+  single = sketchy_mini_job.table(one_seed, sketchy_mini_config.get_config(), "").splitlines()
+  assert single[single.index("## sketchy25_mini: eff, JAX and PyTorch") + 5].endswith(
+      "| 1 | +1.00? |")
   assert "625 query sketches x 625 gallery photos." in lines
 
 
