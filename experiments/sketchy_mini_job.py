@@ -61,9 +61,10 @@ def check_job(base: ml_collections.ConfigDict, recipes: list[str]) -> None:
   if base.recipe != "full":
     raise ValueError(f"the job's config must be the full recipe (all terms on), got "
                      f"{base.recipe!r}: choose recipes with --recipes")
-  unknown = set(recipes) - set(common.RECIPES)
+  unknown = set(recipes) - set(common.RECIPES + common.ABLATIONS)
   if unknown:
-    raise ValueError(f"unknown recipes {sorted(unknown)}; known: {common.RECIPES}")
+    raise ValueError(f"unknown recipes {sorted(unknown)}; known: "
+                     f"{common.RECIPES + common.ABLATIONS}")
 
 
 def prepare(sketchy: str, workdir: str, base: ml_collections.ConfigDict,
@@ -188,10 +189,11 @@ def cached(run_dir: str, compute) -> dict:
 
 
 def selected_recipe(results: dict[tuple[str, str], list[dict]]) -> str:
-  """The trained JAX recipe with the highest mean held-out seen-sketch accuracy."""
+  """The trained JAX recipe (not an ablation) with the highest mean held-out seen-sketch
+  accuracy."""
   trained = {recipe: np.mean([r["seen_accuracy"] for r in rs])
              for (framework, recipe), rs in results.items() if framework == "jax"
-             and recipe != "none"}
+             and recipe in common.RECIPES and recipe != "none"}
   return max(trained, key=trained.get)
 
 
@@ -229,12 +231,12 @@ def table(results: dict[str, dict[tuple[str, str], list[dict]]], base, command: 
       "the split's unseen classes queries all their photos; real-valued embeddings, "
       "interpolated (VOC) AP averaged over queries (SAKE's semantics). Cells: mean ± sample "
       "std over the seeds (percent). Δ: mean mAP@all minus the baseline row's (`none` of "
-      "JAX; for PyTorch rows, the same "
-      "recipe in JAX), marked * where it exceeds the two rows' std combined "
-      "(sqrt(s1² + s2²)), ? where a row has one seed (no spread yet): JAX and PyTorch "
-      "agree where it is marked neither."]
+      "JAX; for PyTorch rows, the same recipe in JAX; for the ablations, `full`), marked * "
+      "where it exceeds the two rows' std combined (sqrt(s1² + s2²)), ? where a row has one "
+      "seed (no spread yet): JAX and PyTorch agree where it is marked neither."]
   for split, split_results in results.items():
-    jax_rows = {k: v for k, v in split_results.items() if k[0] == "jax"}
+    jax_rows = {k: v for k, v in split_results.items() if k[0] == "jax"
+                and k[1] in common.RECIPES}
     first = next(iter(jax_rows.values()))[0]
     lines += ["", f"## {split}: recipes", "",
               f"{first['n_queries']} query sketches x {first['n_gallery']} gallery photos.", ""]
@@ -243,4 +245,11 @@ def table(results: dict[str, dict[tuple[str, str], list[dict]]], base, command: 
       if ("jax", recipe) in split_results:
         pair = {k: split_results[k] for k in (("jax", recipe), ("pytorch", recipe))}
         lines += ["", f"## {split}: {recipe}, JAX and PyTorch", ""] + rows(pair, ("jax", recipe))
+    ablations = [("jax", recipe) for recipe in common.ABLATIONS
+                 if ("jax", recipe) in split_results]
+    if ablations:
+      keys = [k for k in [("jax", "full")] + ablations if k in split_results]
+      lines += ["", f"## {split}: single-term ablations of full (full-x: without x; mw: the "
+                "modality weighting)", ""] + rows({k: split_results[k] for k in keys},
+                                                  ("jax", "full"))
   return "\n".join(lines) + "\n"

@@ -8,8 +8,8 @@ each variant with each seed (`config.seed`: head initialisation, batch order, au
 evaluates it on the unseen classes. Finished runs keep a result.json and are not redone, so an
 interrupted table resumes; an unfinished run directory is started afresh so training times stay
 honest. The table is rewritten after every run; a `## Discussion` section written by hand below
-it is kept. Variants: the recipes none, ce, sake, eff, bkd, full, and full without each loss term
-(cls, quad, skp, kd, da) and without modality weighting (mw).
+it is kept. Variants: the recipes none, ce, sake, eff, bkd, full, and the ablations full-x of
+full without each loss term x (cls, quad, skp, kd, da) or without modality weighting (mw).
 """
 import json
 import os
@@ -26,6 +26,7 @@ import numpy as np
 
 from experiments import main_job
 from experiments import synthetic_workspace
+from experiments.configs import common
 from zsbir_jax.evaluation import metrics
 from zsbir_jax.evaluation import report
 from zsbir_jax.training import trainer
@@ -37,21 +38,14 @@ _EPOCHS = flags.DEFINE_integer("epochs", 0, "Training epochs per run; 0 keeps th
 _VARIANTS = flags.DEFINE_list("variants", [], "Subset of the variants to run (default: all).")
 _OUTPUT = flags.DEFINE_string("output", "experiments/results/synthetic.md", "The Markdown table.")
 
-# name -> (recipe, part removed from it)
-VARIANTS = {
-    "none": ("none", None), "ce": ("ce", None), "sake": ("sake", None), "eff": ("eff", None),
-    "bkd": ("bkd", None), "full": ("full", None),
-    **{f"full - {part}": ("full", part) for part in synthetic_workspace.LOSS_TERMS + ("mw",)},
-}
+VARIANTS = common.RECIPES + common.ABLATIONS
 RESULT = "result.json"
 
 
 def run_variant(workspace, name: str, seed: int, epochs: int) -> dict:
   """Trains and evaluates one (variant, seed), or reads its earlier result."""
-  recipe, without = VARIANTS[name]
-  run_dir = os.path.join(workspace.workdir, "table", name.replace(" - ", "_minus_"),
-                         f"seed{seed}")
-  config = synthetic_workspace.run_config(workspace, recipe, seed, without)
+  run_dir = os.path.join(workspace.workdir, "table", name, f"seed{seed}")
+  config = synthetic_workspace.run_config(workspace, name, seed)
   with config.unlocked():
     config.optim.epochs = epochs or config.optim.epochs
   result_path = os.path.join(run_dir, RESULT)

@@ -25,7 +25,6 @@ from zsbir_jax.method import knowledge
 from zsbir_jax.models import pretrained
 from zsbir_jax.training import pretraining
 
-LOSS_TERMS = ("cls", "quad", "skp", "kd", "da")
 TRAINED_RUN = "train_full"  # run_synthetic's trained recipe
 
 
@@ -93,26 +92,16 @@ def prepare_knowledge(workspace: Workspace, config: ml_collections.ConfigDict) -
         config.data.eval_batch_size, temperature=1.0))
 
 
-def run_config(workspace: Workspace, recipe: str, seed: int, without: str | None = None,
+def run_config(workspace: Workspace, recipe: str, seed: int,
                data_check: str = "off") -> ml_collections.ConfigDict:
-  """The synthetic config of `recipe` in `workspace`, optionally with one part removed.
-
-  `without` is a loss term of LOSS_TERMS (its weight set to 0) or "mw" (modality weighting
-  off): the single-term ablations of `full`. `data_check` is the config's data.check mode
-  (the workspace's data is checked once, by the first run).
-  """
+  """The synthetic config of `recipe` (a recipe or an ablation of full, configs/common.py) in
+  `workspace`. `data_check` is the config's data.check mode (the workspace's data is checked
+  once, by the first run)."""
   config = synthetic_config.get_config(f"recipe={recipe}")
   with config.unlocked():
     config.seed = seed
     config.data.update(root=workspace.root, check=data_check)
     config.init.update(backbone=workspace.backbone, knowledge=workspace.knowledge)
-    if without == "mw":
-      config.loss.modality_weighting = False
-    elif without is not None:
-      if without not in LOSS_TERMS or not config.loss[without].weight:
-        raise ValueError(f"recipe {recipe} has no term {without!r} to remove; its terms: "
-                         f"{[t for t in LOSS_TERMS if config.loss[t].weight]} and 'mw'")
-      config.loss[without].weight = 0.0
   return config
 
 

@@ -8,6 +8,10 @@ published values from the papers here if you hold them.
 import ml_collections
 
 RECIPES = ("none", "ce", "sake", "eff", "bkd", "full")
+LOSS_TERMS = ("cls", "quad", "skp", "kd", "da")
+# The single-term ablations of full: full-<x> is full with one of its terms switched off, or
+# without the modality weighting (mw).
+ABLATIONS = tuple(f"full-{part}" for part in LOSS_TERMS + ("mw",))
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -49,23 +53,26 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def apply_recipe(config: ml_collections.ConfigDict, recipe: str) -> ml_collections.ConfigDict:
-  """Switches the loss terms of `config` to a recipe of METHOD.md (in place; returns config).
+  """Switches the loss terms of `config` to a recipe of METHOD.md or an ablation of full (in
+  place; returns config).
 
   eff: cls + quad + class-wise skp.      bkd: cls + quad + EMA-teacher kd + da, modality-weighted.
   full: every term, modality-weighted.   sake: cls + online (per-photo) skp.
   ce: cls only.                          none: no fine-tuning (the pretrained backbone).
+  full-<x> (ABLATIONS): full without the term x, or without the modality weighting (x = mw).
   """
-  if recipe not in RECIPES:
-    raise ValueError(f"unknown recipe {recipe!r}; choose one of {RECIPES}")
+  if recipe not in RECIPES + ABLATIONS:
+    raise ValueError(f"unknown recipe {recipe!r}; choose one of {RECIPES + ABLATIONS}")
+  name, _, without = recipe.partition("-")
   terms = {
       "none": (), "ce": ("cls",), "sake": ("cls", "skp"), "eff": ("cls", "quad", "skp"),
       "bkd": ("cls", "quad", "kd", "da"), "full": ("cls", "quad", "skp", "kd", "da"),
-  }[recipe]
-  for term in ("cls", "quad", "skp", "kd", "da"):
-    if term not in terms:
+  }[name]
+  for term in LOSS_TERMS:
+    if term not in terms or term == without:
       config.loss[term].weight = 0.0
-  config.loss.skp.targets = "online" if recipe == "sake" else "classwise"
-  config.loss.modality_weighting = recipe in ("bkd", "full")
+  config.loss.skp.targets = "online" if name == "sake" else "classwise"
+  config.loss.modality_weighting = name in ("bkd", "full") and without != "mw"
   config.recipe = recipe
   return config
 

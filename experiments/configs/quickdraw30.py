@@ -5,7 +5,8 @@ r"""QuickDraw-30 (mAP@all and P@200), SAKE's training defaults: ResNet-50, 224 p
       --config.init.backbone=ckpt/resnet50_imagenet \
       --config.init.knowledge=/data/quickdraw30_knowledge.npz
 
-Arguments: recipe (none, ce, sake, eff, bkd, full), runlocal (tiny CPU smoke run).
+Arguments: recipe (none, ce, sake, eff, bkd, full, or an ablation of full such as full-kd:
+common.ABLATIONS), runlocal (tiny CPU smoke run).
 From a TFDS build (data/README.md) instead of the list files: --config.data.source=tfds
 --config.data.tfds_data_dir=/data/tfds (common.training_config documents the data block).
 See experiments/REPRODUCE.md for the whole procedure.

@@ -6,10 +6,11 @@ r"""Sketchy-25-mini on a 2-core CPU: real sketches and photos, EfficientNet-Lite
       --config.init.backbone=runs/skmini/lite0_imagenet \
       --config.init.knowledge=runs/skmini/sketchy25_mini_knowledge.npz
 
-Arguments: recipe (none, ce, sake, eff, bkd, full), split (sketchy25_mini or sketchy21_mini),
-runlocal (tiny CPU smoke run). The lists come from experiments.make_sketchy_mini (the subset's
-25 sketches and 25 photos per class: 100 seen classes x 22 training sketches, 3 held out, 25
-photos). The measured step times behind the sizes below: experiments/benchmarks/SCALING.md.
+Arguments: recipe (none, ce, sake, eff, bkd, full, or an ablation of full such as full-kd:
+common.ABLATIONS), split (sketchy25_mini or sketchy21_mini), runlocal (tiny CPU smoke run).
+The lists come from experiments.make_sketchy_mini (the subset's 25 sketches and 25 photos per
+class: 100 seen classes x 22 training sketches, 3 held out, 25 photos). The measured step
+times behind the sizes below: experiments/benchmarks/SCALING.md.
 """
 from experiments.configs import common
 

@@ -5,7 +5,8 @@ r"""The built-in synthetic benchmark (no download): 100 seen / 25 unseen shape c
       --config.init.backbone=runs/synthetic_pretrained \
       --config.init.knowledge=runs/synthetic_knowledge.npz
 
-Arguments: recipe (none, ce, sake, eff, bkd, full), runlocal (tiny CPU smoke run).
+Arguments: recipe (none, ce, sake, eff, bkd, full, or an ablation of full such as full-kd:
+common.ABLATIONS), runlocal (tiny CPU smoke run).
 A reduced-width ResNet-18 stands in for ResNet-50 so that a 2-core CPU trains it in minutes.
 """
 from experiments.configs import common

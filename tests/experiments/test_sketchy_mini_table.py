@@ -25,8 +25,10 @@ def test_table_rows_deltas_and_the_selected_recipe():
       ("jax", "eff"): fake([0.20, 0.22, 0.24], [0.30, 0.31, 0.32]),
       ("jax", "full"): fake([0.30, 0.30, 0.30], [0.20, 0.20, 0.20]),
       ("pytorch", "eff"): fake([0.21, 0.23, 0.25], [0.30, 0.30, 0.30]),
-      ("pytorch", "full"): fake([0.10, 0.10, 0.10], [0.2, 0.2, 0.2])}}
-  # Selection reads held-out seen accuracy only: eff, though full scores higher on unseen.
+      ("pytorch", "full"): fake([0.10, 0.10, 0.10], [0.2, 0.2, 0.2]),
+      ("jax", "full-kd"): fake([0.35], [0.9])}}
+  # Selection reads held-out seen accuracy only: eff, though full scores higher on unseen; an
+  # ablation is never selected.
   assert sketchy_mini_job.selected_recipe(results["sketchy25_mini"]) == "eff"
   markdown = sketchy_mini_job.table(results, sketchy_mini_config.get_config(), "cmd")
   lines = markdown.splitlines()
@@ -40,6 +42,12 @@ def test_table_rows_deltas_and_the_selected_recipe():
   assert eff.startswith("| pytorch | eff | 23.00 ± 2.00 |") and eff.endswith("| +1.00 |")  # agree
   full = lines[lines.index("## sketchy25_mini: full, JAX and PyTorch") + 5]
   assert full.endswith("| -20.00* |")  # differ
+  ablations = lines.index("## sketchy25_mini: single-term ablations of full (full-x: without x; "
+                          "mw: the modality weighting)")
+  assert lines[ablations + 4].startswith("| jax | full | 30.00 ± 0.00 |")
+  assert lines[ablations + 5].startswith("| jax | full-kd | 35.00 ± 0.00 |")
+  assert lines[ablations + 5].endswith("| 1 | +5.00? |")
+  assert not any(line.startswith("| jax | full-kd") for line in lines[:ablations])
   assert "160 px, batch 32, 3 epochs" in markdown
   # One seed a side: no spread to judge agreement by, so neither mark but a ?.
   one_seed = {"sketchy25_mini": {k: v[:1] for k, v in results["sketchy25_mini"].items()}}
@@ -49,14 +57,15 @@ def test_table_rows_deltas_and_the_selected_recipe():
   assert "625 query sketches x 625 gallery photos." in lines
 
 
-def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
+def test_tiny_table_runs_both_splits_frameworks_and_an_ablation_and_resumes(tmp_path):
   tree, workdir, output = tmp_path / "tree", tmp_path / "runs", tmp_path / "table.md"
   make_tree(str(tree), ("sketch", "photo"), photos=1)
   command = [sys.executable, "-m", "experiments.sketchy_mini_table", f"--sketchy={tree}",
              f"--workdir={workdir}", f"--output={output}", "--recipes=none,eff",
-             "--torch_recipes=eff", "--seeds=0", "--config.data.image_size=32",
-             "--config.data.classes_per_batch=8", "--config.data.items_per_class=1",
-             "--config.data.eval_batch_size=128", "--config.optim.epochs=1"]
+             "--torch_recipes=eff", "--seeds=0", "--ablations=full-kd",
+             "--config.data.image_size=32", "--config.data.classes_per_batch=8",
+             "--config.data.items_per_class=1", "--config.data.eval_batch_size=128",
+             "--config.optim.epochs=1"]
   env = dict(os.environ, PYTHONPATH=ROOT)
   first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
   assert first.returncode == 0, first.stderr[-3000:]
@@ -65,7 +74,7 @@ def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
           for split, framework, recipe in [
               ("sketchy25_mini", "jax", "none"), ("sketchy25_mini", "jax", "eff"),
               ("sketchy25_mini", "pytorch", "eff"), ("sketchy21_mini", "jax", "none"),
-              ("sketchy21_mini", "jax", "eff")]}
+              ("sketchy21_mini", "jax", "eff"), ("sketchy25_mini", "jax", "full-kd")]}
   written = {key: path.read_text() for key, path in runs.items()}
   for text in written.values():
     result = json.loads(text)
@@ -75,7 +84,7 @@ def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
   assert json.loads(written["sketchy25_mini", "pytorch", "eff"])["best_step"] in (1, 2)
   markdown = output.read_text()
   for heading in ("## sketchy25_mini: recipes", "## sketchy25_mini: eff, JAX and PyTorch",
-                  "## sketchy21_mini: recipes"):
+                  "## sketchy21_mini: recipes", "## sketchy25_mini: single-term ablations"):
     assert heading in markdown
   assert "nan" not in markdown
 
