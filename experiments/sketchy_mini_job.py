@@ -150,7 +150,11 @@ def run(sketchy: str, workdir: str, base: ml_collections.ConfigDict, recipes: li
 # The results table of experiments.sketchy_mini_table: both splits, JAX and PyTorch.
 
 SPLITS = ("sketchy25_mini", "sketchy21_mini")
-RESULT = "result.json"
+# Where a run's config names this machine's files or only decides how it runs, not what it
+# learns: left out of a run record's config, so that records travel between machines.
+_LOCAL_FIELDS = ("data.root", "data.tfds_data_dir", "data.check", "data.check_workers",
+                 "data.workers", "data.threads", "data.prefetch", "init.backbone",
+                 "init.knowledge")
 
 
 def run_jax(workspace: Workspace, base, run_dir: str, recipe: str, seed: int,
@@ -173,18 +177,42 @@ def run_torch(workspace: Workspace, base, run_dir: str, recipe: str, seed: int) 
           "metrics": result["metrics"], "seconds": result["train_seconds"]}
 
 
-def cached(run_dir: str, compute) -> dict:
-  """The result.json in `run_dir`, or `compute(run_dir)` written there (whole or not at all: a
-  killed run leaves no half-written result)."""
-  path = os.path.join(run_dir, RESULT)
-  if os.path.isfile(path):
-    with open(path) as f:
-      return json.load(f)
-  result = compute(run_dir)
-  os.makedirs(run_dir, exist_ok=True)
-  with open(path + ".tmp", "w") as f:
+def record_config(config: ml_collections.ConfigDict) -> dict:
+  """What a run record keeps of its config: the dotted settings, less `_LOCAL_FIELDS`."""
+  flat = {}
+
+  def walk(prefix, node):
+    for key, value in node.items():
+      if isinstance(value, dict):
+        walk(f"{prefix}{key}.", value)
+      elif f"{prefix}{key}" not in _LOCAL_FIELDS:
+        flat[f"{prefix}{key}"] = value
+  walk("", config.to_dict())
+  return json.loads(json.dumps(flat, default=str))  # as it reads back from the record
+
+
+def cached(record: str, config: ml_collections.ConfigDict, compute) -> dict:
+  """The run record at `record` (JSON: the result and `record_config(config)`), or `compute()`
+  written there whole (a killed run leaves no half-written record).
+
+  Records are the table's memory: small, committed with the results file, so that a table
+  resumes on any machine. A record made with another config is an error, not a result.
+  """
+  expected = record_config(config)
+  if os.path.isfile(record):
+    with open(record) as f:
+      result = json.load(f)
+    differ = sorted(k for k in expected.keys() | result["config"].keys()
+                    if expected.get(k) != result["config"].get(k))
+    if differ:
+      raise ValueError(f"{record} was made with another config (differs in {', '.join(differ)}):"
+                       " give --records another directory, or move the record away to redo it")
+    return result
+  result = dict(compute(), config=expected)
+  os.makedirs(os.path.dirname(record), exist_ok=True)
+  with open(record + ".tmp", "w") as f:
     json.dump(result, f, indent=2)
-  os.replace(path + ".tmp", path)
+  os.replace(record + ".tmp", record)
   return result
 
 

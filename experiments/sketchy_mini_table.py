@@ -1,7 +1,8 @@
 r"""The Sketchy-mini results: the recipes on real sketches, and JAX beside the PyTorch reference.
 
   python -m experiments.sketchy_mini_table --sketchy=/data/sketchy_subset
-      # -> runs/sketchy_mini_table/, experiments/results/sketchy_mini.md
+      # -> runs/sketchy_mini_table/ (workspaces, checkpoints),
+      #    experiments/results/sketchy_mini_runs/ (run records), experiments/results/sketchy_mini.md
 
 1. Sketchy-25-mini: every recipe of --recipes (default none, ce, sake, eff, bkd, full), once per
    seed of --seeds (default 0, 1, 2), through the job of `experiments.run_sketchy_mini` (its
@@ -16,10 +17,12 @@ r"""The Sketchy-mini results: the recipes on real sketches, and JAX beside the P
    five more runs rather than fifteen). Not full-cls: without cls the seen-class classifier,
    whose held-out accuracy selects the checkpoint, is not trained.
 
-Every run keeps a result.json (<workdir>/<split>/<framework>/<recipe>/seed<s>/) and is not
-redone, so an interrupted table resumes (a JAX run also resumes from its last checkpoint). The
-table is rewritten after every run from the results so far; a hand-written `## Discussion`
-section below it is kept. The config is --config (default experiments/configs/sketchy_mini.py,
+Every finished run leaves a record, <records>/<split>/<framework>/<recipe>/seed<s>.json (its
+metrics and config; committed beside the results file), and a run with a record is not redone:
+the table resumes where it stopped, on this machine or another (an unfinished JAX run also
+resumes from its last checkpoint in <workdir>/<split>/<framework>/<recipe>/seed<s>/). The table
+is rewritten after every run from the records so far; a hand-written `## Discussion` section
+below it is kept. The config is --config (default experiments/configs/sketchy_mini.py,
 `full`; override any value with --config.x.y=value).
 """
 import functools
@@ -49,6 +52,8 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every run but the
 _ABLATIONS = flags.DEFINE_list("ablations", [a for a in common.ABLATIONS if a != "full-cls"],
                                "Ablations of full trained on Sketchy-25-mini, last.")
 _ABLATION_SEEDS = flags.DEFINE_list("ablation_seeds", ["0"], "Seeds of the ablations.")
+_RECORDS = flags.DEFINE_string("records", "experiments/results/sketchy_mini_runs",
+                               "Run records: a run with one is not redone.")
 _OUTPUT = flags.DEFINE_string("output", "experiments/results/sketchy_mini.md", "The Markdown.")
 
 
@@ -73,7 +78,9 @@ def main(argv):
     workspace, split_base = workspaces[split]
     run_dir = os.path.join(_WORKDIR.value, split, framework, recipe, f"seed{seed}")
     print(f"== {split}: {framework} {recipe}, seed {seed} -> {run_dir}", flush=True)
-    result = job.cached(run_dir, lambda d: compute(workspace, split_base, d, recipe, seed))
+    record = os.path.join(_RECORDS.value, split, framework, recipe, f"seed{seed}.json")
+    result = job.cached(record, workspace.config(split_base, recipe, seed),
+                        lambda: compute(workspace, split_base, run_dir, recipe, seed))
     results[split].setdefault((framework, recipe), []).append(result)
     print(f"   mAP@all {100 * result['metrics']['map@all']:.2f}, held-out seen-sketch "
           f"accuracy {100 * result['seen_accuracy']:.1f}%", flush=True)

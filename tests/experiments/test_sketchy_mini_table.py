@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from experiments import sketchy_mini_job
 from experiments.configs import sketchy_mini as sketchy_mini_config
 from tests.data.test_sketchy_mini import make_tree
@@ -57,11 +59,33 @@ def test_table_rows_deltas_and_the_selected_recipe():
   assert "625 query sketches x 625 gallery photos." in lines
 
 
+def test_run_records_are_reused_only_with_their_config(tmp_path):
+  config = sketchy_mini_config.get_config()
+  record, calls = str(tmp_path / "sketchy25_mini" / "jax" / "eff" / "seed0.json"), []
+
+  def compute():
+    calls.append(1)
+    return {"seen_accuracy": 0.5}
+
+  first = sketchy_mini_job.cached(record, config, compute)
+  assert first["seen_accuracy"] == 0.5 and first["config"]["data.image_size"] == 160
+  # The machine's paths are not part of a record: another root reads the same record.
+  config.data.root = "/elsewhere"
+  assert sketchy_mini_job.cached(record, config, compute) == first and len(calls) == 1
+  config.data.image_size, config.optim.epochs = 96, 5
+  with pytest.raises(ValueError, match=r"another config \(differs in data.image_size, "
+                     r"optim.epochs\)"):
+    sketchy_mini_job.cached(record, config, compute)
+  assert len(calls) == 1 and not os.path.exists(record + ".tmp")
+
+
 def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
   tree, workdir, output = tmp_path / "tree", tmp_path / "runs", tmp_path / "table.md"
+  records = tmp_path / "records"
   make_tree(str(tree), ("sketch", "photo"), photos=1)
   command = [sys.executable, "-m", "experiments.sketchy_mini_table", f"--sketchy={tree}",
-             f"--workdir={workdir}", f"--output={output}", "--recipes=none,eff",
+             f"--workdir={workdir}", f"--records={records}", f"--output={output}",
+             "--recipes=none,eff",
              "--torch_recipes=eff", "--seeds=0", "--ablations=",
              "--config.data.image_size=32", "--config.data.classes_per_batch=8",
              "--config.data.items_per_class=1", "--config.data.eval_batch_size=128",
@@ -70,7 +94,7 @@ def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
   first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "selected for sketchy21_mini by held-out seen-sketch accuracy: eff" in first.stdout
-  runs = {(split, framework, recipe): workdir / split / framework / recipe / "seed0" / "result.json"
+  runs = {(split, framework, recipe): records / split / framework / recipe / "seed0.json"
           for split, framework, recipe in [
               ("sketchy25_mini", "jax", "none"), ("sketchy25_mini", "jax", "eff"),
               ("sketchy25_mini", "pytorch", "eff"), ("sketchy21_mini", "jax", "none"),
@@ -80,6 +104,7 @@ def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
     result = json.loads(text)
     assert 0 <= result["seen_accuracy"] <= 1
     assert all(0 <= v <= 1 for v in result["metrics"].values())
+    assert result["config"]["data.image_size"] == 32 and "data.root" not in result["config"]
   # The PyTorch run trained the 2 steps and kept the better of its two selections.
   assert json.loads(written["sketchy25_mini", "pytorch", "eff"])["best_step"] in (1, 2)
   markdown = output.read_text()
