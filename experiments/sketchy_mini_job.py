@@ -47,12 +47,19 @@ class Workspace(NamedTuple):
 
   def config(self, base: ml_collections.ConfigDict, recipe: str, seed: int,
              data_check: str = "off") -> ml_collections.ConfigDict:
-    """`base` (a `full` config) switched to `recipe`, with the seed and the workspace's paths."""
-    config = common.apply_recipe(base.copy_and_resolve_references(), recipe)
-    config.seed = seed
+    """`run_config(base, recipe, seed)` with the workspace's paths."""
+    config = run_config(base, recipe, seed)
     config.data.update(root=self.root, check=data_check)
     config.init.update(backbone=self.backbone, knowledge=self.knowledge)
     return config
+
+
+def run_config(base: ml_collections.ConfigDict, recipe: str, seed: int
+               ) -> ml_collections.ConfigDict:
+  """`base` (a `full` config) switched to `recipe`, with the seed."""
+  config = common.apply_recipe(base.copy_and_resolve_references(), recipe)
+  config.seed = seed
+  return config
 
 
 def check_job(base: ml_collections.ConfigDict, recipes: list[str]) -> None:
@@ -191,38 +198,46 @@ def record_config(config: ml_collections.ConfigDict) -> dict:
   return json.loads(json.dumps(flat, default=str))  # as it reads back from the record
 
 
-def cached(record: str, config: ml_collections.ConfigDict, compute) -> dict:
-  """The run record at `record` (JSON: the result and `record_config(config)`), or `compute()`
-  written there whole (a killed run leaves no half-written record).
-
-  Records are the table's memory: small, committed with the results file, so that a table
-  resumes on any machine. A record made with another config is an error, not a result.
-  """
+def read_record(record: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The run record at `record` (JSON: a run's result and `record_config` of its config), or
+  None if there is none. A record made with another config is an error, not a result."""
+  if not os.path.isfile(record):
+    return None
+  with open(record) as f:
+    result = json.load(f)
   expected = record_config(config)
-  if os.path.isfile(record):
-    with open(record) as f:
-      result = json.load(f)
-    differ = sorted(k for k in expected.keys() | result["config"].keys()
-                    if expected.get(k) != result["config"].get(k))
-    if differ:
-      raise ValueError(f"{record} was made with another config (differs in {', '.join(differ)}):"
-                       " give --records another directory, or move the record away to redo it")
-    return result
-  result = dict(compute(), config=expected)
-  os.makedirs(os.path.dirname(record), exist_ok=True)
-  with open(record + ".tmp", "w") as f:
-    json.dump(result, f, indent=2)
-  os.replace(record + ".tmp", record)
+  differ = sorted(k for k in expected.keys() | result["config"].keys()
+                  if expected.get(k) != result["config"].get(k))
+  if differ:
+    raise ValueError(f"{record} was made with another config (differs in {', '.join(differ)}): "
+                     "give --records another directory, or move the record away to redo it")
   return result
 
 
-def selected_recipe(results: dict[tuple[str, str], list[dict]]) -> str:
+def cached(record: str, config: ml_collections.ConfigDict, compute) -> dict:
+  """`read_record(record, config)`, or `compute()` recorded there whole (a killed run leaves no
+  half-written record).
+
+  Records are the table's memory: small, committed with the results file, so that a table
+  resumes on any machine and regenerates without training.
+  """
+  result = read_record(record, config)
+  if result is None:
+    result = dict(compute(), config=record_config(config))
+    os.makedirs(os.path.dirname(record), exist_ok=True)
+    with open(record + ".tmp", "w") as f:
+      json.dump(result, f, indent=2)
+    os.replace(record + ".tmp", record)
+  return result
+
+
+def selected_recipe(results: dict[tuple[str, str], list[dict]]) -> str | None:
   """The trained JAX recipe (not an ablation) with the highest mean held-out seen-sketch
-  accuracy."""
+  accuracy; None if there is none (--recipes=none, or a table written from its first records)."""
   trained = {recipe: np.mean([r["seen_accuracy"] for r in rs])
              for (framework, recipe), rs in results.items() if framework == "jax"
              and recipe in common.RECIPES and recipe != "none"}
-  return max(trained, key=trained.get)
+  return max(trained, key=trained.get, default=None)
 
 
 def rows(results: dict[tuple[str, str], list[dict]], baseline: tuple[str, str]) -> list[str]:

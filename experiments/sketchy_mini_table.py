@@ -22,8 +22,10 @@ metrics and config; committed beside the results file), and a run with a record 
 the table resumes where it stopped, on this machine or another (an unfinished JAX run also
 resumes from its last checkpoint in <workdir>/<split>/<framework>/<recipe>/seed<s>/). The table
 is rewritten after every run from the records so far; a hand-written `## Discussion` section
-below it is kept. The config is --config (default experiments/configs/sketchy_mini.py,
-`full`; override any value with --config.x.y=value).
+below it is kept. `--notrain` writes it from the records alone, with no --sketchy (the tests
+check so that the committed tables are those of the committed records). The config is --config
+(default experiments/configs/sketchy_mini.py, `full`; override any value with
+--config.x.y=value).
 """
 import functools
 import os
@@ -40,8 +42,9 @@ from experiments.configs import common
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/sketchy_mini.py", "Config of every run (the full recipe).")
-_SKETCHY = flags.DEFINE_string("sketchy", None, "Sketchy tree (full download or flat subset).",
-                               required=True)
+_SKETCHY = flags.DEFINE_string("sketchy", None, "Sketchy tree (full download or flat subset).")
+_TRAIN = flags.DEFINE_bool("train", True, "Train the runs without a record; --notrain writes the "
+                           "table from the records alone (runs without one are left out).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/sketchy_mini_table",
                                "Workspaces and runs, one directory per split.")
 _RECIPES = flags.DEFINE_list("recipes", list(common.RECIPES),
@@ -60,30 +63,41 @@ _OUTPUT = flags.DEFINE_string("output", "experiments/results/sketchy_mini.md", "
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _TRAIN.value and not _SKETCHY.value:
+    raise app.UsageError("give --sketchy (the Sketchy tree), or --notrain to write the table "
+                         "from the records alone")
   base = _CONFIG.value
   job.check_job(base, _RECIPES.value + _TORCH_RECIPES.value + _ABLATIONS.value)
   logging.set_verbosity(logging.WARNING)
   seeds = [int(s) for s in _SEEDS.value]
   command = " ".join(["python -m experiments.sketchy_mini_table"] + sys.argv[1:])
   seen25, unseen21 = job.SPLITS
-  workspaces = {}
-  for split in job.SPLITS:
-    split_base = base.copy_and_resolve_references()
+  split_bases = {split: base.copy_and_resolve_references() for split in job.SPLITS}
+  for split, split_base in split_bases.items():
     split_base.data.split = split
-    workspaces[split] = (job.prepare(_SKETCHY.value, os.path.join(_WORKDIR.value, split),
-                                     split_base), split_base)
+
+  @functools.cache
+  def workspace(split):  # made when a run of the split trains first, not for a record
+    return job.prepare(_SKETCHY.value, os.path.join(_WORKDIR.value, split), split_bases[split])
+
   results = {split: {} for split in job.SPLITS}
 
   def run(split, framework, recipe, seed, compute):
-    workspace, split_base = workspaces[split]
-    run_dir = os.path.join(_WORKDIR.value, split, framework, recipe, f"seed{seed}")
-    print(f"== {split}: {framework} {recipe}, seed {seed} -> {run_dir}", flush=True)
     record = os.path.join(_RECORDS.value, split, framework, recipe, f"seed{seed}.json")
-    result = job.cached(record, workspace.config(split_base, recipe, seed),
-                        lambda: compute(workspace, split_base, run_dir, recipe, seed))
+    config = job.run_config(split_bases[split], recipe, seed)
+    if _TRAIN.value:
+      run_dir = os.path.join(_WORKDIR.value, split, framework, recipe, f"seed{seed}")
+      print(f"== {split}: {framework} {recipe}, seed {seed} -> {run_dir}", flush=True)
+      result = job.cached(record, config, lambda: compute(
+          workspace(split), split_bases[split], run_dir, recipe, seed))
+    else:
+      result = job.read_record(record, config)
+      if result is None:
+        return
     results[split].setdefault((framework, recipe), []).append(result)
-    print(f"   mAP@all {100 * result['metrics']['map@all']:.2f}, held-out seen-sketch "
-          f"accuracy {100 * result['seen_accuracy']:.1f}%", flush=True)
+    print(f"   {split}: {framework} {recipe}, seed {seed}: mAP@all "
+          f"{100 * result['metrics']['map@all']:.2f}, held-out seen-sketch accuracy "
+          f"{100 * result['seen_accuracy']:.1f}%", flush=True)
     main_job.write_results(_OUTPUT.value, job.table(
         {s: r for s, r in results.items() if r}, base, command))
 
@@ -98,7 +112,7 @@ def main(argv):
   chosen = job.selected_recipe(results[seen25])
   print(f"selected for {unseen21} by held-out seen-sketch accuracy: {chosen}")
   for seed in seeds:
-    for recipe in ("none", chosen):
+    for recipe in ["none"] + [chosen] * (chosen is not None):
       first = seed == seeds[0] and recipe == "none"
       run(unseen21, "jax", recipe, seed, checked if first else job.run_jax)
   for seed in [int(s) for s in _ABLATION_SEEDS.value]:

@@ -79,6 +79,25 @@ def test_run_records_are_reused_only_with_their_config(tmp_path):
   assert len(calls) == 1 and not os.path.exists(record + ".tmp")
 
 
+def test_the_committed_tables_are_those_of_the_committed_records(tmp_path):
+  def tables(markdown):  # from the first section to the hand-written discussion
+    start, end = markdown.find("\n## "), markdown.find("## Discussion")
+    return markdown[start if start >= 0 else len(markdown):end if end >= 0 else None].strip()
+
+  output = tmp_path / "table.md"
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  command = [sys.executable, "-m", "experiments.sketchy_mini_table", f"--output={output}"]
+  untrained = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+  assert untrained.returncode != 0 and "give --sketchy" in untrained.stderr
+  regenerated = subprocess.run(command + ["--notrain"], cwd=ROOT, env=env, capture_output=True,
+                               text=True)
+  assert regenerated.returncode == 0, regenerated.stderr[-3000:]
+  with open(os.path.join(ROOT, "experiments", "results", "sketchy_mini.md")) as f:
+    committed = f.read()
+  assert tables(committed) == tables(output.read_text() if output.exists() else "")
+  assert "| jax | none |" in tables(committed)
+
+
 def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
   tree, workdir, output = tmp_path / "tree", tmp_path / "runs", tmp_path / "table.md"
   records = tmp_path / "records"
