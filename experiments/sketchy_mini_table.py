@@ -22,8 +22,8 @@ metrics and config; committed beside the results file), and a run with a record 
 the table resumes where it stopped, on this machine or another (an unfinished JAX run also
 resumes from its last checkpoint in <workdir>/<split>/<framework>/<recipe>/seed<s>/). The table
 is rewritten after every run from the records so far; a hand-written `## Discussion` section
-below it is kept. `--notrain` writes it from the records alone, with no --sketchy (the tests
-check so that the committed tables are those of the committed records). The config is --config
+below it is kept. `--notrain` writes it from the records alone, with no --sketchy (a test
+checks so that the committed tables are the committed records' own). The config is --config
 (default experiments/configs/sketchy_mini.py, `full`; override any value with
 --config.x.y=value).
 """
@@ -112,7 +112,7 @@ def main(argv):
   chosen = job.selected_recipe(results[seen25])
   print(f"selected for {unseen21} by held-out seen-sketch accuracy: {chosen}")
   for seed in seeds:
-    for recipe in ["none"] + [chosen] * (chosen is not None):
+    for recipe in ("none", chosen) if chosen else ("none",):
       first = seed == seeds[0] and recipe == "none"
       run(unseen21, "jax", recipe, seed, checked if first else job.run_jax)
   for seed in [int(s) for s in _ABLATION_SEEDS.value]:
