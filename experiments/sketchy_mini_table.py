@@ -23,7 +23,7 @@ the table resumes where it stopped, on this machine or another (an unfinished JA
 resumes from its last checkpoint in <workdir>/<split>/<framework>/<recipe>/seed<s>/). The table
 is rewritten after every run from the records so far; a hand-written `## Discussion` section
 below it is kept. `--notrain` writes it from the records alone, with no --sketchy (a test
-checks so that the committed tables are the committed records' own). The config is --config
+checks that the committed tables are the committed records' own). The config is --config
 (default experiments/configs/sketchy_mini.py, `full`; override any value with
 --config.x.y=value).
 """
