@@ -1,11 +1,13 @@
-"""The Sketchy-mini job (experiments.sketchy_mini_job) end to end on a hand-made Sketchy tree:
-lists, the installed ImageNet Lite0 weights, knowledge, two recipes (one trained for 2 steps at
-32 px), the report; then the PyTorch reference (experiments.benchmarks.torch_job) of the untrained
-model on the same workspace."""
+"""The Sketchy-mini command (experiments.run_sketchy_mini, its job in sketchy_mini_job) end to end
+on a hand-made Sketchy tree: lists, the installed ImageNet Lite0 weights, knowledge, two recipes
+(one trained for 2 steps at 32 px), the report; then the PyTorch reference
+(experiments.benchmarks.torch_job) of the untrained model on the same workspace."""
 import hashlib
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -17,20 +19,29 @@ from experiments.configs import sketchy_mini as sketchy_mini_config
 from tests.data.test_sketchy_mini import make_tree
 from zsbir_jax.models import pretrained
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def test_tiny_run_writes_a_finite_report_from_the_installed_lite0(tmp_path):
   tree = str(tmp_path / "tree")
   # 20 seen classes (Sketchy-21's unseen among them): 4 sketches (3 held out), 1 photo each.
   make_tree(tree, ("sketch", "photo"), photos=1)
-  config = sketchy_mini_config.get_config()
-  config.data.update(image_size=32, classes_per_batch=8, items_per_class=1, eval_batch_size=128,
-                     check="off")
-  config.optim.epochs = 1  # 20 classes x 1 sketch-photo pair / 8 classes per batch: 2 steps
   workdir = str(tmp_path / "job")
-  job = sketchy_mini_job.run(tree, workdir, config, ["none", "eff"], [0])
+  # 20 classes x 1 sketch-photo pair / 8 classes per batch: 2 steps of eff. One CPU device (not
+  # the tests' 8), as a user runs it.
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.run_sketchy_mini", f"--sketchy={tree}",
+       f"--workdir={workdir}", "--recipes=none,eff", "--seeds=0",
+       "--config.data.image_size=32", "--config.data.classes_per_batch=8",
+       "--config.data.items_per_class=1", "--config.data.eval_batch_size=128",
+       "--config.optim.epochs=1"],
+      cwd=ROOT, capture_output=True, text=True,
+      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"PYTHONPATH": ROOT})
+  assert result.returncode == 0, result.stderr[-3000:]
 
   with open(os.path.join(workdir, "report", "report.json")) as f:
-    assert json.load(f)["split"] == "sketchy25_mini"
+    job = json.load(f)
+  assert job["split"] == "sketchy25_mini"
   for recipe in ("none", "eff"):
     (entry,) = job["recipes"][recipe]
     assert entry["unseen"]["n_queries"] == 4 * 25 and entry["unseen"]["n_gallery"] == 25
@@ -54,6 +65,8 @@ def test_tiny_run_writes_a_finite_report_from_the_installed_lite0(tmp_path):
 
   # The PyTorch reference on the same lists, weights and knowledge: without steps it scores the
   # JAX run's initial model, which is `none`'s (its training: test_sketchy_mini_table).
+  config = sketchy_mini_config.get_config()
+  config.data.update(image_size=32, classes_per_batch=8, items_per_class=1, eval_batch_size=128)
   untrained_config = sketchy_mini_job.Workspace(
       os.path.join(workdir, "data"), os.path.join(workdir, "lite0_imagenet"),
       os.path.join(workdir, "sketchy25_mini_knowledge.npz"), {}).config(config, "eff", 0)

@@ -13,6 +13,8 @@ from experiments.configs import sketchy_mini as sketchy_mini_config
 from tests.data.test_sketchy_mini import make_tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The command as a user runs it: one CPU device (not the tests' 8).
+ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"PYTHONPATH": ROOT}
 
 
 def fake(map_all, seen):
@@ -85,11 +87,10 @@ def test_the_committed_tables_are_those_of_the_committed_records(tmp_path):
     return markdown[start if start >= 0 else len(markdown):end if end >= 0 else None].strip()
 
   output = tmp_path / "table.md"
-  env = dict(os.environ, PYTHONPATH=ROOT)
   command = [sys.executable, "-m", "experiments.sketchy_mini_table", f"--output={output}"]
-  untrained = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+  untrained = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True)
   assert untrained.returncode != 0 and "give --sketchy" in untrained.stderr
-  regenerated = subprocess.run(command + ["--notrain"], cwd=ROOT, env=env, capture_output=True,
+  regenerated = subprocess.run(command + ["--notrain"], cwd=ROOT, env=ENV, capture_output=True,
                                text=True)
   assert regenerated.returncode == 0, regenerated.stderr[-3000:]
   with open(os.path.join(ROOT, "experiments", "results", "sketchy_mini.md")) as f:
@@ -109,8 +110,7 @@ def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
              "--config.data.image_size=32", "--config.data.classes_per_batch=8",
              "--config.data.items_per_class=1", "--config.data.eval_batch_size=128",
              "--config.optim.epochs=1"]
-  env = dict(os.environ, PYTHONPATH=ROOT)
-  first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+  first = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "selected for sketchy21_mini by held-out seen-sketch accuracy: eff" in first.stdout
   runs = {(split, framework, recipe): records / split / framework / recipe / "seed0.json"
@@ -133,7 +133,7 @@ def test_tiny_table_runs_both_splits_and_frameworks_and_resumes(tmp_path):
   assert "nan" not in markdown
 
   output.write_text(markdown + "\n## Discussion\n\nBy hand.\n")
-  second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+  second = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True)
   assert second.returncode == 0, second.stderr[-3000:]
   assert {key: path.read_text() for key, path in runs.items()} == written  # nothing redone
   assert output.read_text() == markdown + "\n## Discussion\n\nBy hand.\n"
