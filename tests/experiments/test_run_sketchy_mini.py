@@ -29,12 +29,11 @@ def test_tiny_run_writes_a_finite_report_from_the_installed_lite0(tmp_path):
   workdir = str(tmp_path / "job")
   # 20 classes x 1 sketch-photo pair / 8 classes per batch: 2 steps of eff. One CPU device (not
   # the tests' 8), as a user runs it.
+  tiny = dict(image_size=32, classes_per_batch=8, items_per_class=1, eval_batch_size=128)
   result = subprocess.run(
       [sys.executable, "-m", "experiments.run_sketchy_mini", f"--sketchy={tree}",
-       f"--workdir={workdir}", "--recipes=none,eff", "--seeds=0",
-       "--config.data.image_size=32", "--config.data.classes_per_batch=8",
-       "--config.data.items_per_class=1", "--config.data.eval_batch_size=128",
-       "--config.optim.epochs=1"],
+       f"--workdir={workdir}", "--recipes=none,eff", "--seeds=0", "--config.optim.epochs=1"]
+      + [f"--config.data.{k}={v}" for k, v in tiny.items()],
       cwd=ROOT, capture_output=True, text=True,
       env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"PYTHONPATH": ROOT})
   assert result.returncode == 0, result.stderr[-3000:]
@@ -66,7 +65,7 @@ def test_tiny_run_writes_a_finite_report_from_the_installed_lite0(tmp_path):
   # The PyTorch reference on the same lists, weights and knowledge: without steps it scores the
   # JAX run's initial model, which is `none`'s (its training: test_sketchy_mini_table).
   config = sketchy_mini_config.get_config()
-  config.data.update(image_size=32, classes_per_batch=8, items_per_class=1, eval_batch_size=128)
+  config.data.update(tiny)  # the command's config
   untrained_config = sketchy_mini_job.Workspace(
       os.path.join(workdir, "data"), os.path.join(workdir, "lite0_imagenet"),
       os.path.join(workdir, "sketchy25_mini_knowledge.npz"), {}).config(config, "eff", 0)
